@@ -1,0 +1,226 @@
+"""The live spend widget (anywidget: ``_esm`` file + synced traitlets)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import anywidget
+import traitlets
+
+from .._advice import Thresholds, add_capacity, compute_advice
+from ._state import SpendState
+
+_HERE = Path(__file__).parent
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy (no NaN/inf, tuples to lists)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+class SpendWidget(anywidget.AnyWidget):
+    """Spend, tokens, cache savings, budget, utilisation, signals and advice — live.
+
+    Build it with :meth:`from_ledger`, feed it with :meth:`apply` (or
+    :meth:`attach` to the dispatcher, which does so from its thread with
+    trait updates throttled to ``max_rate`` per second).
+    """
+
+    _esm = _HERE / "_widget.js"
+    _css = _HERE / "_widget.css"
+
+    title = traitlets.Unicode("hybridnb").tag(sync=True)
+    total_usd = traitlets.Float(0.0).tag(sync=True)
+    saved_usd = traitlets.Float(0.0).tag(sync=True)
+    calls = traitlets.Int(0).tag(sync=True)
+    cache_hits = traitlets.Int(0).tag(sync=True)
+    errors = traitlets.Int(0).tag(sync=True)
+    input_tokens = traitlets.Int(0).tag(sync=True)
+    output_tokens = traitlets.Int(0).tag(sync=True)
+    budget_usd = traitlets.Float(None, allow_none=True).tag(sync=True)
+    routes = traitlets.List().tag(sync=True)
+    models = traitlets.List().tag(sync=True)
+    local = traitlets.List().tag(sync=True)
+    recent = traitlets.List().tag(sync=True)
+    series = traitlets.List().tag(sync=True)
+    lanes = traitlets.List().tag(sync=True)
+    advice = traitlets.List().tag(sync=True)
+    updated = traitlets.Float(0.0).tag(sync=True)
+    live = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(
+        self,
+        state: SpendState | None = None,
+        home: Path | str | None = None,
+        budget_usd: float | None = None,
+        thresholds: Thresholds | None = None,
+        max_rate: float = 4.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(budget_usd=budget_usd, **kwargs)
+        self.home = Path(home) if home is not None else None
+        self.thresholds = thresholds or Thresholds()
+        self.min_interval = 1.0 / max_rate
+        self._state = state or SpendState()
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._last_flush = 0.0
+        self._timer: threading.Timer | None = None
+        self._advice_at = 0.0
+        self._ledger_advice: list[dict] = []
+        self._unsubscribe: Callable[[], Any] | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.flush()
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def from_ledger(
+        cls,
+        home: Path | str | None = None,
+        budget_usd: float | None = None,
+        where: str | None = None,
+        **kwargs: Any,
+    ) -> "SpendWidget":
+        """A widget whose initial state aggregates every ledger row under ``home``."""
+        from ..report import resolve_budget, resolve_home
+
+        home = resolve_home(home)
+        w = cls(SpendState.from_ledger(home, where), home=home,
+                budget_usd=resolve_budget(budget_usd), **kwargs)
+        w.refresh_advice(force=True)
+        return w
+
+    # -------------------------------------------------------------- update
+
+    def apply(self, record: Any, flush: bool = True) -> None:
+        """Add one ledger record; with ``flush`` the traits update now."""
+        with self._lock:
+            self._state.apply(record)
+            self._dirty = True
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Push the aggregate state (and live lanes) to the traits."""
+        from ..signals import tracker
+
+        with self._lock:
+            self._timer = None
+            view = self._state.view()
+            lanes = tracker.snapshot()
+            live_advice = [a.to_dict() for a in add_capacity(lanes, self.thresholds)]
+            t = view["totals"]
+            self._dirty = False
+            self._last_flush = time.monotonic()
+            with self.hold_sync():
+                self.total_usd = float(t["cost_usd"])
+                self.saved_usd = float(t["saved_usd"])
+                self.calls = int(t["calls"])
+                self.cache_hits = int(t["cache_hits"])
+                self.errors = int(t["errors"])
+                self.input_tokens = int(t["input_tokens"])
+                self.output_tokens = int(t["output_tokens"])
+                self.routes = _clean(view["routes"])
+                self.models = _clean(view["models"])
+                self.local = _clean(view["local"])
+                self.recent = _clean(view["recent"])
+                self.series = _clean(view["series"])
+                self.lanes = _clean(lanes)
+                self.advice = _clean(live_advice + self._ledger_advice)
+                self.updated = time.time()
+
+    def refresh_advice(self, force: bool = False, every_s: float = 5.0) -> None:
+        """Recompute the ledger-based advice (DuckDB), at most every ``every_s``."""
+        if self.home is None or (not force and time.monotonic() - self._advice_at < every_s):
+            return
+        from .. import ledger as _ledger
+
+        self._advice_at = time.monotonic()
+        try:
+            con = _ledger.connect(self.home)
+        except Exception:  # a ledger mid-rotation; try again next time
+            return
+        try:
+            advice = compute_advice(con, (), self.thresholds)
+        finally:
+            con.close()
+        with self._lock:
+            self._ledger_advice = [a.to_dict() for a in advice]
+        self.flush()
+
+    def _on_record(self, record: Any) -> None:
+        """Dispatcher callback (any thread): apply now, flush at most ``max_rate``/s."""
+        with self._lock:
+            self._state.apply(record)
+            self._dirty = True
+            wait = self.min_interval - (time.monotonic() - self._last_flush)
+            if self._timer is not None:
+                return
+            if wait > 0:
+                self._timer = threading.Timer(wait, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self.flush()
+
+    # ---------------------------------------------------------------- live
+
+    def attach(self, dispatcher: Any = None, poll_s: float = 1.0) -> "SpendWidget":
+        """Subscribe to the dispatcher's ledger feed and poll live signals."""
+        if dispatcher is None:
+            from ..dispatch import get_dispatcher
+
+            dispatcher = get_dispatcher()
+        handle = dispatcher.subscribe(self._on_record)
+        if callable(handle):
+            self._unsubscribe = handle
+        elif hasattr(dispatcher, "unsubscribe"):
+            self._unsubscribe = lambda: dispatcher.unsubscribe(self._on_record)
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, args=(poll_s,), daemon=True,
+                                        name="hybridnb-widget")
+        self._poller.start()
+        self.live = True
+        return self
+
+    def _poll(self, every: float) -> None:
+        from ..signals import tracker
+
+        last = None
+        while not self._stop.wait(every):
+            lanes = tracker.snapshot()
+            busy = any(lane["queue_depth"] or lane["in_flight"] for lane in lanes)
+            if lanes != last or busy:
+                last = lanes
+                self.flush()
+            self.refresh_advice()
+
+    def detach(self) -> None:
+        """Stop the live feed (the widget keeps its last state)."""
+        self._stop.set()
+        if self._unsubscribe is not None:
+            try:
+                self._unsubscribe()
+            finally:
+                self._unsubscribe = None
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self.live = False
+
+    def close(self) -> None:
+        self.detach()
+        super().close()
