@@ -1,0 +1,46 @@
+"""hybridnb — a Jupyter control plane for hybrid AI work.
+
+``%load_ext hybridnb``, then ``%%reason`` sends a cell to a token-priced
+reasoning API and ``%%local`` to compute you control; both share one
+dispatcher with pricing, a persistent ledger, a cache, budgets and live
+operator signals.
+"""
+
+from __future__ import annotations
+
+from ._api import ledger, local, reason, summary
+from ._response import Response
+from ._types import Request, Usage
+from .config import get_settings
+from .dispatch import get_dispatcher
+from .errors import HybridnbError
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register %%reason, %%local and %hybridnb (``%load_ext hybridnb``)."""
+    from .magics import HybridnbMagics
+
+    magics = HybridnbMagics(shell=ipython)
+    ipython.register_magics(magics)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Nothing to undo: magics stay until the kernel restarts."""
+
+
+__all__ = sorted([
+    "HybridnbError",
+    "Request",
+    "Response",
+    "Usage",
+    "get_dispatcher",
+    "get_settings",
+    "ledger",
+    "load_ipython_extension",
+    "local",
+    "reason",
+    "summary",
+    "unload_ipython_extension",
+])

@@ -1,0 +1,39 @@
+"""Backends: where prompts run.  Third parties register more under the
+``hybridnb.backends`` entry-point group (name → ``module:Class``)."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from ..errors import ConfigError
+from ._base import Backend
+
+_BUILTIN = {
+    "openai": "hybridnb.backends._openai:OpenAIBackend",
+    "embedded": "hybridnb.backends._embedded:EmbeddedBackend",
+}
+
+
+def available() -> dict[str, str]:
+    """Backend name → ``module:Class`` for built-ins and installed plug-ins."""
+    found = dict(_BUILTIN)
+    for ep in entry_points(group="hybridnb.backends"):
+        found[ep.name] = ep.value
+    return found
+
+
+def load(name: str) -> type[Backend]:
+    """The Backend class registered as ``name``."""
+    target = available().get(name)
+    if target is None:
+        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(sorted(available()))}")
+    module, _, attr = target.partition(":")
+    import importlib
+
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"backend {name!r} ({target}) is not a hybridnb Backend")
+    return cls
+
+
+__all__ = ["Backend", "available", "load"]
