@@ -1,0 +1,154 @@
+"""Tornado handlers: ``GET /hybridnb/summary`` (JSON) and ``/hybridnb/summary.md``.
+
+Polled by the JupyterLab extension (the jupyter-resource-usage pattern): no
+comm, so the view survives page reloads and sees every kernel of this user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import threading
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from . import _markdown, _summary
+
+#: seconds an identical request over an unchanged ledger is served from memory
+CACHE_TTL_S = 2.0
+_cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _settings(root_dir: str | None):
+    """(home, budget_usd, warn_fraction, note) from hybridnb's settings; never raises."""
+    try:
+        from ..config import get_settings
+
+        s = get_settings(cwd=Path(root_dir) if root_dir else None)
+        return s.home, s.budget_usd, float(s.get("budget_warn_fraction", 0.8) or 0.8), ""
+    except Exception as e:  # a broken hybridnb.toml must not break the page
+        import os
+
+        from ..config import default_home
+
+        home = os.environ.get("HYBRIDNB_HOME") or default_home()
+        return Path(home).expanduser(), None, 0.8, f"settings unreadable: {e}"
+
+
+def _advice(home: Path, state: dict[str, Any]) -> list[Any]:
+    """The operator view's advice if ``hybridnb.signals`` offers it, else []."""
+    try:  # the module, not the public function hybridnb.signals()
+        signals = importlib.import_module("hybridnb.signals")
+    except Exception:
+        return []
+    fn = getattr(signals, "advice", None) or getattr(signals, "advise", None)
+    if not callable(fn):
+        return []
+    try:
+        try:
+            items = fn(home=home)
+        except TypeError:
+            items = fn()
+        out = []
+        for it in list(items or []):
+            it = asdict(it) if is_dataclass(it) else it
+            out.append(it if isinstance(it, (dict, str)) else str(it))
+        return json.loads(json.dumps(out, default=str))
+    except Exception as e:
+        state["advice_error"] = f"{type(e).__name__}: {e}"
+        return []
+
+
+def _signature(home: Path) -> tuple:
+    d = Path(home) / "ledger"
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in d.iterdir()))
+    except OSError:
+        return ()
+
+
+def compute(home: Path, budget: float | None, warn: float, note: str, scope: dict[str, str | None],
+            running: dict[str, str]) -> dict[str, Any]:
+    """Build the state (cached briefly); any ledger failure becomes an empty state + note."""
+    key = (str(home), budget, warn, tuple(sorted(scope.items())), tuple(sorted(running.items())),
+           _signature(home))
+    now = time.time()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit and now - hit[0] < CACHE_TTL_S:
+            return hit[1]
+    state = None
+    for attempt in range(2):  # a live file sealed into Parquet between listing and reading
+        try:
+            state = _summary.build_state(home, budget_usd=budget, warn_fraction=warn,
+                                         running=running, **scope)
+            break
+        except Exception as e:
+            state = _summary.empty_state(home, f"ledger unreadable: {type(e).__name__}: {e}")
+            state["budget"] = _summary.budget_state(0.0, budget, warn)
+    if note:
+        state["note"] = "; ".join(x for x in (state["note"], note) if x)
+    state["advice"] = _advice(home, state)
+    state["markdown"] = _markdown.render(state)
+    with _cache_lock:
+        if len(_cache) > 64:
+            _cache.clear()
+        _cache[key] = (now, state)
+    return state
+
+
+class _Base(APIHandler):
+    async def _running(self) -> dict[str, str]:
+        """kernel id -> notebook path for the sessions this server runs."""
+        out: dict[str, str] = {}
+        try:
+            for s in await self.session_manager.list_sessions():
+                kid = (s.get("kernel") or {}).get("id")
+                if kid:
+                    out[kid] = s.get("path") or ""
+            for kid in self.kernel_manager.list_kernel_ids():
+                out.setdefault(kid, "")
+        except Exception:
+            pass
+        return out
+
+    async def _state(self) -> dict[str, Any]:
+        scope = {k: (self.get_argument(k, "") or None) for k in ("kernel", "session", "notebook")}
+        home = self.settings.get("hybridnb_home")
+        s_home, budget, warn, note = _settings(self.settings.get("server_root_dir"))
+        home = Path(home) if home else s_home
+        running = await self._running()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, compute, home, budget, warn, note, scope, running)
+
+
+class SummaryHandler(_Base):
+    @tornado.web.authenticated
+    async def get(self):
+        state = await self._state()
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(state, allow_nan=False, default=str))
+
+
+class SummaryMarkdownHandler(_Base):
+    @tornado.web.authenticated
+    async def get(self):
+        state = await self._state()
+        self.set_header("Cache-Control", "no-store")
+        self.finish(state["markdown"], set_content_type="text/markdown; charset=utf-8")
+
+
+def setup_handlers(web_app) -> None:
+    base = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [
+        (url_path_join(base, "hybridnb", "summary"), SummaryHandler),
+        (url_path_join(base, "hybridnb", r"summary\.md"), SummaryMarkdownHandler),
+    ])

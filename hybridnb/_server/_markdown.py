@@ -1,0 +1,88 @@
+"""The exportable Markdown cost summary the "Insert cost summary" command inserts.
+
+Dollar signs are escaped as ``\\$`` so JupyterLab does not render them as LaTeX,
+and ``|`` inside table cells is escaped so a model name cannot break the table.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def esc(text: Any) -> str:
+    """Escape text for a Markdown table cell (``$`` → ``\\$``, ``|`` → ``\\|``)."""
+    s = "" if text is None else str(text)
+    return s.replace("\\", "\\\\").replace("$", "\\$").replace("|", "\\|").replace("\n", " ")
+
+
+def usd(v: float | None) -> str:
+    """Dollars with enough digits for sub-cent calls, already escaped: ``\\$0.0042``."""
+    if v is None:
+        return "–"
+    digits = 2 if abs(v) >= 100 else 4 if abs(v) >= 0.01 or v == 0 else 6
+    return f"\\${v:,.{digits}f}"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.0f}%"
+
+
+_HEAD = ("| route | backend | model | calls | cache hits | tokens | cost | saved by cache "
+         "| GPU-hours | utilisation |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
+
+
+def _row(r: dict[str, Any], label: tuple[str, str, str]) -> str:
+    cells = [*label, f"{r.get('calls', 0):,}", f"{r.get('cache_hits', 0):,}",
+             f"{r.get('tokens', 0):,}", usd(r.get("cost_usd")), usd(r.get("saved_usd")),
+             f"{r.get('gpu_hours', 0):.3f}", _pct(r.get("utilisation"))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _advice_line(item: Any) -> str:
+    if isinstance(item, dict):
+        text = item.get("message") or item.get("text") or item.get("title") or item.get("kind")
+        kind = item.get("kind") or item.get("type")
+        if kind and text and text != kind:
+            return f"- **{esc(kind)}**: {esc(text)}"
+        return f"- {esc(text or item)}"
+    return f"- {esc(item)}"
+
+
+def _budget_line(b: dict[str, Any]) -> str:
+    if not b or b.get("state") == "none":
+        return f"**Budget:** none set; {usd((b or {}).get('spent_usd', 0.0))} spent in all."
+    return (f"**Budget:** {usd(b['spent_usd'])} of {usd(b['limit_usd'])} spent "
+            f"({_pct(b['fraction'])}), {usd(b['remaining_usd'])} left — {b['state']}.")
+
+
+def render(state: dict[str, Any], now: float | None = None) -> str:
+    """Markdown for the current notebook's scope if the state has one, else for all kernels."""
+    cur = state.get("current")
+    scope = cur if cur else state.get("totals") or {}
+    rows = (cur or {}).get("by_model") if cur else state.get("by_model")
+    if cur:
+        who = cur.get("notebook") or cur.get("kernel") or cur.get("session") or "this notebook"
+        title = f"this notebook (`{esc(who)}`)"
+    else:
+        title = "all kernels"
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(now or state.get("generated_at") or time.time()))
+    lines = [f"### hybridnb cost summary — {title}", "",
+             f"_Generated {stamp} from the ledger at `{esc(state.get('home', ''))}`._", ""]
+    if not rows:
+        lines += ["No model calls recorded yet.", ""]
+    else:
+        lines.append(_HEAD)
+        lines += [_row(r, (esc(r.get("route")), esc(r.get("backend")), esc(r.get("model"))))
+                  for r in rows]
+        lines += [_row(scope, ("**total**", "", "")), ""]
+        lines.append(f"Spent {usd(scope.get('cost_usd'))}; the cache saved {usd(scope.get('saved_usd'))} "
+                     f"over {scope.get('cache_hits', 0):,} hits.")
+        lines.append("")
+    lines.append(_budget_line(state.get("budget") or {}))
+    advice = state.get("advice") or []
+    if advice:
+        lines += ["", "**Advice in force:**", *(_advice_line(a) for a in advice)]
+    if state.get("note"):
+        lines += ["", f"_Note: {esc(state['note'])}_"]
+    return "\n".join(lines) + "\n"

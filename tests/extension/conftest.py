@@ -1,0 +1,30 @@
+"""Fixtures for the JupyterLab extension tests.
+
+The handler tests use jupyter_server's own pytest fixtures (``jp_fetch``
+etc. from pytest-jupyter[server]); they are imported here rather than via a
+root ``pytest_plugins`` so only this folder pays for them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytest_jupyter")
+
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+
+
+@pytest.fixture
+def ledger_home(tmp_path, monkeypatch):
+    """A fresh HYBRIDNB_HOME, set before the server starts."""
+    home = tmp_path / "hybridnb-home"
+    home.mkdir()
+    monkeypatch.setenv("HYBRIDNB_HOME", str(home))
+    for var in ("HYBRIDNB_BUDGET_USD", "HYBRIDNB_BUDGET_WARN_FRACTION"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def jp_server_config(ledger_home):
+    return {"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}
