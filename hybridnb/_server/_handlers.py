@@ -43,26 +43,31 @@ def _settings(root_dir: str | None):
         return Path(home).expanduser(), None, 0.8, f"settings unreadable: {e}"
 
 
-def _advice(home: Path, state: dict[str, Any]) -> list[Any]:
-    """The operator view's advice if ``hybridnb.signals`` offers it, else []."""
-    try:  # the module, not the public function hybridnb.signals()
-        signals = importlib.import_module("hybridnb.signals")
-    except Exception:
-        return []
-    fn = getattr(signals, "advice", None) or getattr(signals, "advise", None)
-    if not callable(fn):
+def _advice(home: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operator view's advice over the ledger (``hybridnb._advice``), else [].
+
+    Live queue lanes live in each kernel's process, so here only the ledger
+    rules apply (idle capacity, move the work, don't reason twice).
+    """
+    if not state["totals"]["calls"] and not state["totals"]["cache_hits"]:
         return []
     try:
+        mod = importlib.import_module("hybridnb._advice")
+        from ..ledger import connect
+    except Exception:
+        return []
+    try:
+        con = connect(home)
         try:
-            items = fn(home=home)
-        except TypeError:
-            items = fn()
+            items = mod.compute_advice(con, lanes=())
+        finally:
+            con.close()
         out = []
-        for it in list(items or []):
+        for it in items or []:
             it = asdict(it) if is_dataclass(it) else it
             out.append(it if isinstance(it, (dict, str)) else str(it))
         return json.loads(json.dumps(out, default=str))
-    except Exception as e:
+    except Exception as e:  # advice is a bonus; never break the summary for it
         state["advice_error"] = f"{type(e).__name__}: {e}"
         return []
 

@@ -42,7 +42,7 @@ def _row(r: dict[str, Any], label: tuple[str, str, str]) -> str:
 def _advice_line(item: Any) -> str:
     if isinstance(item, dict):
         text = item.get("message") or item.get("text") or item.get("title") or item.get("kind")
-        kind = item.get("kind") or item.get("type")
+        kind = item.get("title") or item.get("kind") or item.get("type")
         if kind and text and text != kind:
             return f"- **{esc(kind)}**: {esc(text)}"
         return f"- {esc(text or item)}"

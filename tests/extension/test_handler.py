@@ -156,3 +156,15 @@ async def test_markdown_escapes_dollars(jp_fetch, ledger_home):
     assert {len(re.split(r"(?<!\\)\|", ln)) for ln in table} == {12}  # 10 columns in every row
     s = await _get(jp_fetch, kernel=KERNEL_A)
     assert s["markdown"] == md
+
+
+async def test_advice_comes_from_the_ledger(jp_fetch, ledger_home):
+    pytest.importorskip("hybridnb._advice")
+    now = time.time()
+    # the same prompt billed three times with the cache off: "don't reason twice"
+    _write(ledger_home, "s", [_rec(cost=0.02, prompt_hash="p1", answer_hash="a1", ts=now - i)
+                              for i in range(3)])
+    s = await _get(jp_fetch)
+    kinds = {a["kind"] for a in s["advice"]}
+    assert "dont_reason_twice" in kinds, s.get("advice_error")
+    assert "**Advice in force:**" in s["markdown"]
