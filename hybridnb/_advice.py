@@ -157,14 +157,21 @@ def idle_capacity(con, t: Thresholds) -> list[Advice]:
 
 
 TEMPLATE_SQL = """
-WITH per_answer AS (
-  SELECT template, answer_hash, count(*) AS n, sum(cost_usd) AS cost
-  FROM ledger WHERE route = $route AND status = 'ok' AND template <> ''
-  GROUP BY ALL
+WITH billed AS (
+  SELECT template, answer_hash, prompt_hash, cost_usd FROM ledger
+  WHERE route = $route AND status = 'ok' AND template <> ''
+), per_answer AS (
+  SELECT template, answer_hash, count(*) AS n FROM billed GROUP BY ALL
+), answers AS (
+  SELECT template, count(*) AS distinct_answers,
+         coalesce(sum(n) FILTER (WHERE n > 1 AND answer_hash <> ''), 0) AS repeated
+  FROM per_answer GROUP BY template
 )
-SELECT template, sum(n) AS calls, sum(cost) AS cost_usd, count(*) AS distinct_answers,
-       coalesce(sum(n) FILTER (WHERE n > 1 AND answer_hash <> ''), 0) AS repeated
-FROM per_answer GROUP BY template ORDER BY cost_usd DESC
+SELECT template, count(*) AS calls, sum(cost_usd) AS cost_usd,
+       count(DISTINCT prompt_hash) AS prompts,
+       any_value(distinct_answers) AS distinct_answers, any_value(repeated) AS repeated
+FROM billed JOIN answers USING (template)
+GROUP BY template ORDER BY cost_usd DESC
 """
 
 LOCAL_ROW_SQL = """
@@ -195,9 +202,11 @@ def move_the_work(con, t: Thresholds, remaining_rows: int | None = None) -> list
     local_row, local_src = local_usd_per_row(con, t)
     out = []
     rows = con.execute(TEMPLATE_SQL, {"route": t.reason_route}).fetchall()
-    for template, calls, cost, distinct, repeated in rows:
+    for template, calls, cost, prompts, distinct, repeated in rows:
         repeat_share = repeated / calls if calls else 0.0
         if calls < t.min_template_calls or repeat_share < t.min_answer_repeat:
+            continue
+        if prompts < 2:  # one prompt asked again and again: that is "don't reason twice"
             continue
         token_row = cost / calls
         be = breakeven_rows(token_row, local_row, t.setup_usd)
@@ -219,6 +228,7 @@ def move_the_work(con, t: Thresholds, remaining_rows: int | None = None) -> list
                 numbers={
                     "template": template,
                     "calls": calls,
+                    "distinct_prompts": prompts,
                     "cost_so_far_usd": cost,
                     "distinct_answers": distinct,
                     "answer_repeat_share": repeat_share,

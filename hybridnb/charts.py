@@ -12,7 +12,7 @@ from typing import Any
 
 import altair as alt
 
-from . import ledger as _ledger
+from .ledger import connect
 from ._advice import Thresholds, breakeven_rows, local_usd_per_row
 from .report import resolve_home
 
@@ -41,7 +41,7 @@ def _rows(con, q: str, params: dict | None = None) -> list[dict[str, Any]]:
 
 
 def _query(home, q: str) -> list[dict[str, Any]]:
-    con = _ledger.connect(resolve_home(home))
+    con = connect(resolve_home(home))
     try:
         return _rows(con, q)
     finally:
@@ -93,7 +93,7 @@ def breakeven_data(
 ) -> dict[str, Any]:
     """The numbers behind :func:`breakeven`: per-row costs, set-up, break-even rows."""
     t = thresholds or Thresholds()
-    con = _ledger.connect(resolve_home(home))
+    con = connect(resolve_home(home))
     try:
         extra = "AND template = $template" if template else ""
         params = {"route": t.reason_route, **({"template": template} if template else {})}

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import ledger as _ledger
+from .ledger import SUMMARY_SQL, as_dict, connect
+from .ledger import _q as _sql_quote
 from ._advice import Advice, Thresholds, compute_advice
 from .errors import HybridnbError, LedgerError
 
@@ -50,7 +51,7 @@ def resolve_budget(budget_usd: float | None = None) -> float | None:
 
 def summary_rows(con, where: str | None = None) -> list[dict[str, Any]]:
     """Spend by route/backend/model as dicts (``ledger.SUMMARY_SQL`` + utilisation)."""
-    q = _ledger.SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")
+    q = SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")
     rel = con.sql(q)
     names = rel.columns
     out = []
@@ -91,7 +92,7 @@ def build(
         from .signals import tracker
 
         lanes = tracker.snapshot()
-    con = _ledger.connect(home)
+    con = connect(home)
     try:
         rows = summary_rows(con, where)
         advice = compute_advice(con, lanes, thresholds)
@@ -236,10 +237,10 @@ def export_ledger(
     }[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    con = _ledger.connect(resolve_home(home))
+    con = connect(resolve_home(home))
     try:
         q = "SELECT * FROM ledger" + (f" WHERE {where}" if where else "") + " ORDER BY ts, id"
-        con.execute(f"COPY ({q}) TO '{_ledger._q(tmp)}' ({opts})")
+        con.execute(f"COPY ({q}) TO '{_sql_quote(tmp)}' ({opts})")
     except Exception as e:  # duckdb.Error, OSError
         tmp.unlink(missing_ok=True)
         raise LedgerError(f"cannot export the ledger to {path}: {e}") from e
@@ -258,7 +259,7 @@ def cell_usage(records: Iterable[Any]) -> dict[str, Any]:
     ``records`` are :class:`hybridnb.ledger.Record` objects (or dicts with the
     same keys).  Returns ``{"hybridnb": {...}}`` ready to merge into metadata.
     """
-    recs = [r if isinstance(r, dict) else _ledger.as_dict(r) for r in records]
+    recs = [r if isinstance(r, dict) else as_dict(r) for r in records]
     by: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in recs:
         key = (r["route"], r["backend"], r["model"])

@@ -12,7 +12,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ledger as _ledger
+from ..ledger import connect
 
 #: calls kept in "last calls"
 RECENT = 8
@@ -74,7 +74,7 @@ class SpendState:
         """Aggregate every ledger row under ``home`` (DuckDB)."""
         s = cls()
         w = f"WHERE {where}" if where else ""
-        con = _ledger.connect(home)
+        con = connect(home)
         try:
             rel = con.sql(GROUP_SQL.format(where=w))
             for row in rel.fetchall():

@@ -145,11 +145,11 @@ class SpendWidget(anywidget.AnyWidget):
         """Recompute the ledger-based advice (DuckDB), at most every ``every_s``."""
         if self.home is None or (not force and time.monotonic() - self._advice_at < every_s):
             return
-        from .. import ledger as _ledger
+        from ..ledger import connect
 
         self._advice_at = time.monotonic()
         try:
-            con = _ledger.connect(self.home)
+            con = connect(self.home)
         except Exception:  # a ledger mid-rotation; try again next time
             return
         try:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hybridnb import ledger
+from hybridnb.ledger import connect
 from hybridnb._advice import (
     Thresholds,
     add_capacity,
@@ -89,7 +89,7 @@ def test_idle_capacity(write, home, held, busy, fires):
         write(dict(route="local", backend="vllm", model="qwen", pricing="compute",
                    held_s=held / 2, busy_s=busy / 2, gpus=1, cost_usd=held / 2 / 3600 * 2))
     write(dict(route="reason", held_s=0))  # token calls do not count
-    con = ledger.connect(home)
+    con = connect(home)
     advice = idle_capacity(con, T)
     assert _kinds(advice) == (["idle_capacity"] if fires else [])
     if fires:
@@ -110,7 +110,7 @@ def _template_calls(write, n, answers, cost=0.001, template="tpl1"):
 
 def test_move_the_work_fires_with_breakeven(write, home):
     _template_calls(write, 20, ["yes", "no"])
-    advice = move_the_work(ledger.connect(home), T)
+    advice = move_the_work(connect(home), T)
     assert _kinds(advice) == ["move_the_work"]
     n = advice[0].numbers
     assert n["calls"] == 20 and n["cost_so_far_usd"] == pytest.approx(0.02)
@@ -125,7 +125,7 @@ def test_move_the_work_fires_with_breakeven(write, home):
 
 def test_move_the_work_needs_min_calls(write, home):
     _template_calls(write, 19, ["yes", "no"])
-    assert move_the_work(ledger.connect(home), T) == []
+    assert move_the_work(connect(home), T) == []
 
 
 @pytest.mark.parametrize("unique,fires", [(4, True), (5, False)])
@@ -136,13 +136,13 @@ def test_move_the_work_needs_stable_answers(write, home, unique, fires):
     if repeating % 2:  # keep every repeating answer at >= 2 occurrences
         answers[repeating - 1] = "r0"
     _template_calls(write, 20, answers)
-    advice = move_the_work(ledger.connect(home), T)
+    advice = move_the_work(connect(home), T)
     assert _kinds(advice) == (["move_the_work"] if fires else [])
 
 
 def test_move_the_work_only_when_it_pays_for_remaining_rows(write, home):
     _template_calls(write, 20, ["yes", "no"])
-    con = ledger.connect(home)
+    con = connect(home)
     be = breakeven_rows(0.001, 0.00002, 2.0)  # 2040.8 rows
     assert move_the_work(con, T, remaining_rows=math.floor(be)) == []
     assert _kinds(move_the_work(con, T, remaining_rows=math.ceil(be))) == ["move_the_work"]
@@ -152,7 +152,7 @@ def test_move_the_work_uses_measured_local_cost(write, home):
     _template_calls(write, 20, ["yes", "no"])
     for _ in range(10):
         write(dict(route="local", backend="vllm", model="m", pricing="compute", cost_usd=0.0005))
-    n = move_the_work(ledger.connect(home), T)[0].numbers
+    n = move_the_work(connect(home), T)[0].numbers
     assert n["local_usd_per_row_source"] == "ledger"
     assert n["local_usd_per_row"] == pytest.approx(0.0005)
     assert n["breakeven_rows"] == math.ceil(2.0 / 0.0005)
@@ -161,7 +161,7 @@ def test_move_the_work_uses_measured_local_cost(write, home):
 def test_move_the_work_ignores_local_route_and_other_templates(write, home):
     _template_calls(write, 20, ["yes"], template="tplA")
     write(*[dict(route="local", template="tplB", answer_hash="x", cost_usd=0.0) for _ in range(30)])
-    advice = move_the_work(ledger.connect(home), T)
+    advice = move_the_work(connect(home), T)
     assert [a.numbers["template"] for a in advice] == ["tplA"]
 
 
@@ -178,7 +178,7 @@ def test_dont_reason_twice(write, home, billed, fires):
     write(*[dict(prompt_hash="same", cost_usd=0.01) for _ in range(billed)])
     write(*[dict(prompt_hash="same", status="cached", cached=True, saved_usd=0.01) for _ in range(5)])
     write(*[dict(prompt_hash=f"other{i}", cost_usd=0.01) for i in range(5)])
-    advice = dont_reason_twice(ledger.connect(home), T)
+    advice = dont_reason_twice(connect(home), T)
     assert _kinds(advice) == (["dont_reason_twice"] if fires else [])
     if fires:
         assert advice[0].numbers["repeat_calls"] == billed - 1
@@ -187,8 +187,15 @@ def test_dont_reason_twice(write, home, billed, fires):
 
 def test_compute_advice_combines_rules_and_is_quiet_on_healthy_ledger(write, home):
     write(*[dict(prompt_hash=f"p{i}", answer_hash=f"a{i}", template="t") for i in range(30)])
-    con = ledger.connect(home)
+    con = connect(home)
     assert compute_advice(con, _lane(20, 0.01)) == []
     write(*[dict(prompt_hash="dup", cost_usd=0.01) for _ in range(4)])
-    kinds = _kinds(compute_advice(ledger.connect(home), _lane(20, 9.0)))
+    kinds = _kinds(compute_advice(connect(home), _lane(20, 9.0)))
     assert kinds == ["add_capacity", "dont_reason_twice"]
+
+
+def test_one_prompt_repeated_is_not_move_the_work(write, home):
+    write(*[dict(template="t", prompt_hash="same", answer_hash="a", cost_usd=0.001) for _ in range(30)])
+    con = connect(home)
+    assert move_the_work(con, T) == []
+    assert _kinds(dont_reason_twice(con, T)) == ["dont_reason_twice"]

@@ -1,0 +1,82 @@
+"""Altair charts carry the ledger's numbers and mark the break-even point."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pytest
+
+from hybridnb import charts
+from hybridnb._advice import Thresholds
+
+
+def _values(chart):
+    spec = chart.to_dict()
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "values" in node and isinstance(node["values"], list):
+                found.append(node["values"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return found
+
+
+@pytest.fixture
+def spent(write):
+    write(*[dict(cost_usd=0.001, template="t") for _ in range(30)])
+    write(*[dict(route="local", backend="vllm", model="q", pricing="compute", cost_usd=0.0001)
+            for _ in range(10)])
+
+
+def test_spend_over_time(home, spent):
+    c = charts.spend_over_time(home)
+    assert isinstance(c, alt.Chart)
+    (vals,) = _values(c)
+    last = {}
+    for v in vals:
+        last[v["route"]] = v["cum_usd"]
+    assert last["reason"] == pytest.approx(0.03) and last["local"] == pytest.approx(0.001)
+
+
+def test_cost_per_1k_rows(home, spent):
+    (vals,) = _values(charts.cost_per_1k_rows(home))
+    per = {v["route"]: v["usd_per_1k"] for v in vals}
+    assert per == {"reason": pytest.approx(1.0), "local": pytest.approx(0.1)}
+
+
+def test_breakeven_marks_crossing(home, spent):
+    t = Thresholds(setup_usd=1.0)
+    d = charts.breakeven_data(home, thresholds=t)
+    assert d["local_usd_per_row_source"] == "ledger"
+    be = 1.0 / (0.001 - 0.0001)
+    assert d["breakeven_rows"] == math.ceil(be)
+    chart = charts.breakeven(home, thresholds=t)
+    assert isinstance(chart, alt.LayerChart)
+    points = [v for vals in _values(chart) for v in vals if "label" in v]
+    assert points and points[0]["rows"] == math.ceil(be)
+    # at the marked point the two lines meet
+    lines = [v for vals in _values(chart) for v in vals if v.get("rows") == points[0]["rows"] and "pricing" in v]
+    tokens = next(v["usd"] for v in lines if v["pricing"] == "tokens")
+    local = next(v["usd"] for v in lines if v["pricing"] != "tokens")
+    assert tokens == pytest.approx(local, rel=1e-3)
+
+
+def test_breakeven_without_crossing(home, write):
+    write(*[dict(route="local", pricing="compute", cost_usd=0.01) for _ in range(3)])
+    d = charts.breakeven_data(home)
+    assert d["breakeven_rows"] is None
+    chart = charts.breakeven(home)
+    assert not [v for vals in _values(chart) for v in vals if "label" in v]
+
+
+def test_charts_on_empty_ledger(home):
+    for c in (charts.spend_over_time(home), charts.cost_per_1k_rows(home), charts.breakeven(home)):
+        c.to_dict()

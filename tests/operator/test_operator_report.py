@@ -1,0 +1,131 @@
+"""The cost summary equals DuckDB over the ledger; formats; export; per-cell usage."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import duckdb
+import pytest
+
+from hybridnb.ledger import connect
+from hybridnb.errors import HybridnbError
+from hybridnb.report import budget_line, build, cell_usage, export_ledger, report
+from hybridnb.signals import signals
+
+
+@pytest.fixture
+def mixed(write):
+    recs = []
+    recs += write(*[dict(input_tokens=1000 + i, output_tokens=50, cost_usd=0.0004 + i * 1e-5,
+                         prompt_hash=f"p{i}") for i in range(7)])
+    recs += write(*[dict(status="cached", cached=True, saved_usd=0.0004, prompt_hash="p1")
+                    for _ in range(3)])
+    recs += write(dict(status="error", error_class="RateLimited", cost_usd=0.0))
+    recs += write(dict(model="gpt-4.1", input_tokens=5000, output_tokens=900, cost_usd=0.017))
+    recs += write(*[dict(route="local", backend="vllm", model="qwen2.5-7b", pricing="compute",
+                         input_tokens=300, output_tokens=20, held_s=12.0, busy_s=3.0 + i,
+                         gpus=2, cost_usd=12.0 * 2 / 3600 * 2.5) for i in range(5)])
+    return recs
+
+
+def _oracle(home):
+    """An independent DuckDB query (not ledger.SUMMARY_SQL) over the raw files."""
+    con = connect(home)
+    q = """
+    SELECT route, backend, model,
+           sum(CASE WHEN status = 'cached' THEN 0 ELSE 1 END), sum(CASE WHEN status = 'cached' THEN 1 ELSE 0 END),
+           sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(saved_usd),
+           sum(held_s * gpus) / 3600, sum(busy_s) / nullif(sum(held_s), 0)
+    FROM ledger GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    """
+    return con.execute(q).fetchall()
+
+
+def test_summary_numbers_equal_duckdb(home, mixed):
+    rep = build(home, budget_usd=1.0, lanes=[])
+    got = sorted(
+        (r["route"], r["backend"], r["model"], r["calls"], r["cache_hits"], r["input_tokens"],
+         r["output_tokens"], r["cost_usd"], r["saved_usd"], r["gpu_hours"], r["utilisation"])
+        for r in rep["rows"]
+    )
+    want = _oracle(home)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        assert g[:7] == w[:7]
+        assert g[7:10] == pytest.approx(w[7:10])
+        assert (g[10] is None) == (w[10] is None)
+        if w[10] is not None:
+            assert g[10] == pytest.approx(w[10])
+    assert rep["spent_usd"] == pytest.approx(sum(w[7] for w in want))
+    assert rep["remaining_usd"] == pytest.approx(1.0 - rep["spent_usd"])
+
+
+def test_markdown_escapes_every_dollar(home, mixed, write):
+    write(*[dict(prompt_hash="dup", cost_usd=0.01) for _ in range(4)])  # advice in force
+    md = report("markdown", home=home, budget_usd=0.5)
+    assert "$" in md
+    assert not re.search(r"(?<!\\)\$", md), "unescaped $ would render as LaTeX"
+    assert "Don't reason twice" in md and "budget" in md
+    assert "| **total** |" in md
+    # the table has one row per route/backend/model + header, rule and total
+    assert len([ln for ln in md.splitlines() if ln.startswith("|")]) == 3 + 3
+
+
+def test_html_and_json(home, mixed):
+    html = report("html", home=home, budget_usd=None)
+    assert "<table>" in html and "qwen2.5-7b" in html and "no budget set" in html
+    js = report("json", home=home, budget_usd=2.0)
+    json.dumps(js)  # plain data
+    assert js["budget_usd"] == 2.0 and len(js["rows"]) == 3
+    with pytest.raises(HybridnbError):
+        report("pdf", home=home)
+
+
+def test_empty_ledger_reports_zero(home):
+    rep = report("json", home=home, budget_usd=1.0)
+    assert rep["rows"] == [] and rep["spent_usd"] == 0 and rep["advice"] == []
+
+
+def test_budget_line():
+    assert budget_line(0.25, 1.0) == "Spent $0.2500 of $1.00 budget (25%); $0.7500 remaining."
+    assert "no budget" in budget_line(0.25, None)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
+def test_export_ledger_round_trips(home, mixed, tmp_path, suffix):
+    out = export_ledger(tmp_path / f"out/ledger{suffix}", home=home)
+    reader = {".csv": "read_csv", ".parquet": "read_parquet", ".json": "read_json",
+              ".jsonl": "read_json"}[suffix]
+    n, cost, ids = duckdb.sql(
+        f"SELECT count(*), sum(cost_usd), count(DISTINCT id) FROM {reader}('{out}')"
+    ).fetchall()[0]
+    assert n == ids == len(mixed)
+    assert cost == pytest.approx(sum(r.cost_usd for r in mixed))
+    assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_export_unknown_suffix(home, mixed, tmp_path):
+    with pytest.raises(HybridnbError, match="format"):
+        export_ledger(tmp_path / "ledger.xlsx", home=home)
+
+
+def test_cell_usage_metadata(mixed):
+    meta = cell_usage(mixed)["hybridnb"]
+    assert meta["calls"] == 7 + 1 + 1 + 5 and meta["cache_hits"] == 3 and meta["errors"] == 1
+    assert meta["cost_usd"] == pytest.approx(sum(r.cost_usd for r in mixed))
+    assert meta["input_tokens"] == sum(r.input_tokens for r in mixed)
+    assert meta["gpu_hours"] == pytest.approx(5 * 12 * 2 / 3600)
+    assert {(d["route"], d["model"]) for d in meta["by"]} == {
+        ("reason", "gpt-4o-mini"), ("reason", "gpt-4.1"), ("local", "qwen2.5-7b")}
+    json.dumps(meta)
+    assert cell_usage([])["hybridnb"]["calls"] == 0
+
+
+def test_signals_returns_plain_data(home, write):
+    write(*[dict(prompt_hash="dup", cost_usd=0.01) for _ in range(4)])
+    s = signals(home=home)
+    json.dumps(s, default=str)
+    assert {"lanes", "advice", "queue_depth", "in_flight", "throughput_rps"} <= set(s)
+    twice = [a for a in s["advice"] if a["kind"] == "dont_reason_twice"]
+    assert len(twice) == 1 and twice[0]["numbers"]["repeat_calls"] == 3
