@@ -8,7 +8,8 @@ operator signals.
 
 from __future__ import annotations
 
-from ._api import ledger, local, reason, summary
+from . import ledger
+from ._api import local, reason, summary
 from ._response import Response
 from ._types import Request, Usage
 from .config import get_settings

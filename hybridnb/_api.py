@@ -72,11 +72,6 @@ def local(prompt: str, **opts: Any) -> Response:
     return call("local", prompt, **opts)
 
 
-def ledger(where: str | None = None):
-    """Every ledger row (all kernels) as a polars DataFrame; ``where`` is a SQL filter."""
-    return _ledger.read(get_settings().home, where)
-
-
 def summary(where: str | None = None) -> Summary:
     """Spend by route/backend/model, cache savings and budget left."""
     d = get_dispatcher()

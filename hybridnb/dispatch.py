@@ -140,15 +140,17 @@ class Dispatcher:
             model = EMBEDDED_MODEL
         else:
             model = rs.model
-        if not model:
-            raise ConfigError(f"%%{route} has no model: set HYBRIDNB_{route.upper()}_MODEL "
-                              f"or `%hybridnb config {route}.model=NAME`")
         key = (route, name, rs.base_url, _short_hash(rs.api_key or ""), settings["concurrency"],
                settings["timeout_s"], settings["max_retries"])
         with self._lock:
             backend = self._backends.get(key)
             if backend is None:
                 backend = self._backends[key] = cls.from_route(rs, settings)
+        if not model and hasattr(backend, "discover_model"):
+            model = backend.discover_model()  # e.g. the first id a vLLM server lists
+        if not model:
+            raise ConfigError(f"%%{route} has no model: set HYBRIDNB_{route.upper()}_MODEL "
+                              f"or `%hybridnb config {route}.model=NAME`")
         pricing_mode = "tokens" if simulated else rs.pricing
         endpoint = backend.describe().get("endpoint", "") or ""
         return Target(

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
+import types
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -167,7 +169,7 @@ def _json_select(paths: list[Path]) -> str:
     files = ", ".join(f"'{_q(p)}'" for p in paths)
     return (
         f"SELECT * FROM read_json([{files}], format='newline_delimited', "
-        f"columns={{{cols}}}, ignore_errors=true)"
+        f"columns={{{cols}}}, ignore_errors=true) WHERE id IS NOT NULL AND route IS NOT NULL"
     )
 
 
@@ -251,3 +253,17 @@ def summarize(home: Path | str, where: str | None = None):
 
 def as_dict(record: Record) -> dict[str, Any]:
     return asdict(record)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``hybridnb.ledger()`` read the ledger while ``hybridnb.ledger.connect``
+    and friends stay ordinary module functions."""
+
+    def __call__(self, where: str | None = None):
+        """Every ledger row (all kernels) as a polars DataFrame; ``where`` is a SQL filter."""
+        from .config import get_settings
+
+        return read(get_settings().home, where)
+
+
+sys.modules[__name__].__class__ = _CallableModule

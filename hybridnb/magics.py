@@ -37,6 +37,10 @@ def _route_args(f):
         argument("--no-cache", action="store_true", help="always send; do not read or write the cache"),
         argument("--force", action="store_true", help="send even if the estimate passes the budget"),
         argument("-q", "--quiet", action="store_true", help="do not display the answer"),
+        argument("--over", metavar="DATA", help="batch: a DataFrame variable or DuckDB table; one call per row"),
+        argument("--col", action="append", metavar="NAME", help="batch: column(s) the template uses"),
+        argument("--engine", default="local", help="batch engine: local (in-process) or ray"),
+        argument("--concurrency", type=int, help="batch: calls in flight at once"),
     ]):
         f = deco(f)
     return magic_arguments()(f)
@@ -82,6 +86,10 @@ class HybridnbMagics(Magics):
         args = parse_argstring(magic, line)
         if not cell or not cell.strip():
             raise UsageError(f"%%{route}: the cell is empty — write the prompt below the %%{route} line")
+        if args.over:
+            from .batch import magic_batch
+
+            return magic_batch(self.shell, route, args, cell)
         try:
             prompt = render(cell.strip(), self.shell.user_ns)
             schema = _load_schema(args.json_schema) if args.json_schema else None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from ..errors import ConfigError
+from ..errors import BackendUnavailable, ConfigError
 from ._base import Backend
 
 _BUILTIN = {
     "openai": "hybridnb.backends._openai:OpenAIBackend",
     "embedded": "hybridnb.backends._embedded:EmbeddedBackend",
+    "vllm": "hybridnb.backends._vllm_server:VLLMServerBackend",
+    "vllm-engine": "hybridnb.backends._vllm_engine:VLLMEngineBackend",
 }
 
 
@@ -30,7 +32,12 @@ def load(name: str) -> type[Backend]:
     module, _, attr = target.partition(":")
     import importlib
 
-    cls = getattr(importlib.import_module(module), attr)
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except ImportError as e:
+        extra = {"vllm-engine": "vllm", "ray": "ray"}.get(name)
+        hint = f" (pip install hybridnb[{extra}])" if extra else ""
+        raise BackendUnavailable(f"backend {name!r} cannot be loaded: {e}{hint}") from e
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise ConfigError(f"backend {name!r} ({target}) is not a hybridnb Backend")
     return cls

@@ -1,0 +1,71 @@
+"""Token prices come from genai-prices; compute is priced by shared held time."""
+
+import random
+
+import pytest
+
+from hybridnb import pricing
+from hybridnb._held import HeldClock
+from hybridnb._types import Usage
+from hybridnb.config import get_settings
+
+
+def test_library_price_matches_genai_prices_directly():
+    from genai_prices import Usage as GUsage, calc_price
+
+    expected = float(calc_price(GUsage(input_tokens=1000, output_tokens=500), model_ref="gpt-4o-mini").total_price)
+    cost, unpriced = pricing.token_cost("gpt-4o-mini", Usage(1000, 500))
+    assert not unpriced
+    assert cost == pytest.approx(expected)
+
+
+def test_override_wins_and_cached_tokens_are_cheaper():
+    ov = {"gpt-4o-mini": {"input": 10.0, "output": 20.0, "cached_input": 1.0}}
+    cost, _ = pricing.token_cost("gpt-4o-mini", Usage(1_000_000, 1_000_000, cached_input_tokens=500_000), ov)
+    assert cost == pytest.approx(0.5 * 10 + 0.5 * 1 + 20)
+
+
+def test_unknown_model_is_unpriced_not_an_error():
+    assert pricing.token_cost("no-such-model-xyz", Usage(100, 100)) == (0.0, True)
+
+
+def test_held_shares_add_up_to_the_union_of_intervals():
+    rng = random.Random(7)
+    iv = [(a, a + rng.uniform(0.01, 3)) for a in (rng.uniform(0, 50) for _ in range(300))]
+    shares = pricing.held_shares(iv)
+    # union length computed independently
+    union, end = 0.0, -1.0
+    for a, b in sorted(iv):
+        if a > end:
+            union += b - a
+            end = b
+        elif b > end:
+            union += b - end
+            end = b
+    assert sum(shares) == pytest.approx(union)
+    assert pricing.held_shares([(0, 2), (1, 3)]) == [1.5, 1.5]
+
+
+def test_online_clock_agrees_with_offline_shares():
+    rng = random.Random(3)
+    iv = [(a, a + rng.uniform(0.1, 2)) for a in (rng.uniform(0, 20) for _ in range(100))]
+    events = sorted([(a, 1, i) for i, (a, _) in enumerate(iv)] + [(b, 0, i) for i, (_, b) in enumerate(iv)])
+    clock, tokens, online = HeldClock(), {}, [0.0] * len(iv)
+    for t, is_start, i in events:
+        if is_start:
+            tokens[i] = clock.start(t)
+        else:
+            online[i] = clock.finish(tokens[i], t)
+    assert online == pytest.approx(pricing.held_shares(iv))
+
+
+def test_compute_rates(hybridnb_home, monkeypatch):
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPU_HOUR_USD", "3")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPUS", "2")
+    rs = get_settings().route("local")
+    assert pricing.compute_rate_per_hour(rs, "vllm") == 6.0
+    assert pricing.compute_rate_per_hour(rs, "embedded") == rs.cpu_hour_usd
+    owned = get_settings({"local.hardware_usd": 30000, "local.lifetime_hours": 20000,
+                          "local.power_kw": 1.0}).route("local")
+    assert pricing.compute_rate_per_hour(owned, "vllm") == pytest.approx(1.5 + 0.15)
+    assert pricing.compute_cost(1800, 6.0) == 3.0
