@@ -21,7 +21,10 @@ def usd(v: float | None) -> str:
     if v is None:
         return "–"
     digits = 2 if abs(v) >= 100 else 4 if abs(v) >= 0.01 or v == 0 else 6
-    return f"\\${v:,.{digits}f}"
+    text = f"{v:,.{digits}f}"
+    if digits == 6:  # \$0.0020 and \$0.000012: at least 4 decimals, no padding zeros
+        text = text[:-2] + text[-2:].rstrip("0")
+    return f"\\${text}"
 
 
 def _pct(v: float | None) -> str:

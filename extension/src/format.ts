@@ -1,0 +1,375 @@
+/**
+ * Pure state and formatting logic: no JupyterLab imports, unit-tested with jest.
+ *
+ * `normalize` turns whatever the server answered (or failed to answer) into a
+ * complete `ISummary`, so the widgets never see `undefined` where a number or
+ * list belongs and never throw on bad data.
+ */
+
+export type BudgetState = 'none' | 'ok' | 'warn' | 'over';
+
+export interface ITotals {
+  calls: number;
+  cache_hits: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  tokens: number;
+  cost_usd: number;
+  saved_usd: number;
+  gpu_hours: number;
+  held_s: number;
+  busy_s: number;
+  utilisation: number | null;
+  last_ts: number | null;
+}
+
+export interface IRow extends ITotals {
+  route: string;
+  backend: string;
+  model: string;
+}
+
+export interface ICurrent extends ITotals {
+  today: ITotals;
+  by_model: IRow[];
+  kernel: string | null;
+  notebook: string | null;
+}
+
+export interface IBudget {
+  state: BudgetState;
+  limit_usd: number | null;
+  spent_usd: number;
+  remaining_usd: number | null;
+  fraction: number | null;
+}
+
+export interface ISessionRow extends ITotals {
+  session: string;
+  notebook: string;
+  kernel: string | null;
+  running: boolean;
+}
+
+export interface ILane {
+  route: string;
+  backend: string;
+  calls: number;
+  errors: number;
+  cache_hits: number;
+  calls_per_min: number;
+  latency_p50_s: number | null;
+  latency_p95_s: number | null;
+  utilisation: number | null;
+  window_s: number;
+}
+
+export interface IRecent {
+  ts: number;
+  route: string;
+  backend: string;
+  model: string;
+  status: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  saved_usd: number;
+  latency_s: number;
+  notebook: string;
+  session: string;
+}
+
+export interface IAdvice {
+  kind: string;
+  title: string;
+  message: string;
+  severity: string;
+}
+
+export interface ISummary {
+  version: number;
+  generatedAt: number;
+  home: string;
+  note: string;
+  totals: ITotals;
+  today: ITotals;
+  current: ICurrent | null;
+  budget: IBudget;
+  byRoute: IRow[];
+  byBackend: IRow[];
+  byModel: IRow[];
+  sessions: ISessionRow[];
+  lanes: ILane[];
+  recent: IRecent[];
+  advice: IAdvice[];
+  markdown: string;
+}
+
+type Raw = { [key: string]: unknown };
+
+function obj(v: unknown): Raw {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {};
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** A finite number, else `fallback`. */
+export function num(v: unknown, fallback = 0): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : fallback;
+}
+
+function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number.isFinite(num(v, NaN)) ? num(v) : null;
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
+}
+
+export function totals(v: unknown): ITotals {
+  const o = obj(v);
+  const input = num(o.input_tokens);
+  const output = num(o.output_tokens);
+  return {
+    calls: num(o.calls),
+    cache_hits: num(o.cache_hits),
+    errors: num(o.errors),
+    input_tokens: input,
+    output_tokens: output,
+    tokens: num(o.tokens, input + output),
+    cost_usd: num(o.cost_usd),
+    saved_usd: num(o.saved_usd),
+    gpu_hours: num(o.gpu_hours),
+    held_s: num(o.held_s),
+    busy_s: num(o.busy_s),
+    utilisation: numOrNull(o.utilisation),
+    last_ts: numOrNull(o.last_ts)
+  };
+}
+
+function row(v: unknown): IRow {
+  const o = obj(v);
+  return { ...totals(o), route: str(o.route), backend: str(o.backend), model: str(o.model) };
+}
+
+const STATES: BudgetState[] = ['none', 'ok', 'warn', 'over'];
+
+export function budget(v: unknown): IBudget {
+  const o = obj(v);
+  const state = STATES.includes(o.state as BudgetState) ? (o.state as BudgetState) : 'none';
+  return {
+    state,
+    limit_usd: numOrNull(o.limit_usd),
+    spent_usd: num(o.spent_usd),
+    remaining_usd: numOrNull(o.remaining_usd),
+    fraction: numOrNull(o.fraction)
+  };
+}
+
+function current(v: unknown): ICurrent | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    return null;
+  }
+  const o = obj(v);
+  return {
+    ...totals(o),
+    today: totals(o.today),
+    by_model: list(o.by_model).map(row),
+    kernel: o.kernel ? str(o.kernel) : null,
+    notebook: o.notebook ? str(o.notebook) : null
+  };
+}
+
+function lane(v: unknown): ILane {
+  const o = obj(v);
+  return {
+    route: str(o.route),
+    backend: str(o.backend),
+    calls: num(o.calls),
+    errors: num(o.errors),
+    cache_hits: num(o.cache_hits),
+    calls_per_min: num(o.calls_per_min),
+    latency_p50_s: numOrNull(o.latency_p50_s),
+    latency_p95_s: numOrNull(o.latency_p95_s),
+    utilisation: numOrNull(o.utilisation),
+    window_s: num(o.window_s, 300)
+  };
+}
+
+function recent(v: unknown): IRecent {
+  const o = obj(v);
+  return {
+    ts: num(o.ts),
+    route: str(o.route),
+    backend: str(o.backend),
+    model: str(o.model),
+    status: str(o.status),
+    input_tokens: num(o.input_tokens),
+    output_tokens: num(o.output_tokens),
+    cost_usd: num(o.cost_usd),
+    saved_usd: num(o.saved_usd),
+    latency_s: num(o.latency_s),
+    notebook: str(o.notebook),
+    session: str(o.session)
+  };
+}
+
+function advice(v: unknown): IAdvice {
+  if (typeof v === 'string') {
+    return { kind: '', title: '', message: v, severity: 'info' };
+  }
+  const o = obj(v);
+  return {
+    kind: str(o.kind),
+    title: str(o.title),
+    message: str(o.message || o.text),
+    severity: str(o.severity) || 'info'
+  };
+}
+
+function session(v: unknown): ISessionRow {
+  const o = obj(v);
+  return {
+    ...totals(o),
+    session: str(o.session),
+    notebook: str(o.notebook),
+    kernel: o.kernel ? str(o.kernel) : null,
+    running: o.running === true
+  };
+}
+
+/** A complete summary from any JSON value (or garbage); never throws. */
+export function normalize(raw: unknown): ISummary {
+  const o = obj(raw);
+  return {
+    version: num(o.version, 0),
+    generatedAt: num(o.generated_at),
+    home: str(o.home),
+    note: str(o.note),
+    totals: totals(o.totals),
+    today: totals(o.today),
+    current: current(o.current),
+    budget: budget(o.budget),
+    byRoute: list(o.by_route).map(row),
+    byBackend: list(o.by_backend).map(row),
+    byModel: list(o.by_model).map(row),
+    sessions: list(o.sessions).map(session),
+    lanes: list(o.lanes).map(lane),
+    recent: list(o.recent).map(recent),
+    advice: list(o.advice).map(advice),
+    markdown: str(o.markdown)
+  };
+}
+
+/** Dollars with enough digits to see sub-cent calls: $0.0042, $1.23, $1,234. */
+export function formatUsd(v: unknown): string {
+  const n = num(v, NaN);
+  if (!Number.isFinite(n)) {
+    return '–';
+  }
+  const a = Math.abs(n);
+  const digits = a >= 1000 ? 0 : a >= 1 ? 2 : a >= 0.01 || a === 0 ? 4 : 6;
+  let s = a.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits
+  });
+  if (digits === 6) {
+    s = s.replace(/0{1,2}$/, ''); // $0.0020, $0.000012: at least 4 decimals, no padding zeros
+  }
+  return (n < 0 ? '-$' : '$') + s;
+}
+
+/** 950, 12.3K, 4.5M tokens. */
+export function formatCount(v: unknown): string {
+  const n = num(v, NaN);
+  if (!Number.isFinite(n)) {
+    return '–';
+  }
+  const a = Math.abs(n);
+  if (a >= 1e9) {
+    return (n / 1e9).toFixed(1) + 'B';
+  }
+  if (a >= 1e6) {
+    return (n / 1e6).toFixed(1) + 'M';
+  }
+  if (a >= 1e4) {
+    return (n / 1e3).toFixed(1) + 'K';
+  }
+  return String(Math.round(n));
+}
+
+export function formatPct(v: unknown): string {
+  const n = num(v, NaN);
+  return Number.isFinite(n) ? `${Math.round(n * 100)}%` : '–';
+}
+
+export function formatSeconds(v: unknown): string {
+  const n = num(v, NaN);
+  if (!Number.isFinite(n)) {
+    return '–';
+  }
+  return n < 1 ? `${Math.round(n * 1000)} ms` : `${n.toFixed(n < 10 ? 2 : 1)} s`;
+}
+
+/** The status bar text: this notebook's spend and today's, or today's alone. */
+export function statusText(s: ISummary): string {
+  const today = `today ${formatUsd(s.today.cost_usd)}`;
+  if (s.current) {
+    return `hybridnb ${formatUsd(s.current.cost_usd)} · ${today}`;
+  }
+  return `hybridnb ${today}`;
+}
+
+/** The status bar tooltip: the numbers behind the colour. */
+export function statusTitle(s: ISummary): string {
+  const lines = [];
+  if (s.current) {
+    lines.push(
+      `This notebook: ${formatUsd(s.current.cost_usd)} over ${s.current.calls} calls` +
+        ` (${formatCount(s.current.tokens)} tokens, ${s.current.cache_hits} cache hits)`
+    );
+  }
+  lines.push(`Today, all kernels: ${formatUsd(s.today.cost_usd)} over ${s.today.calls} calls`);
+  lines.push(budgetLine(s.budget));
+  if (s.note) {
+    lines.push(s.note);
+  }
+  lines.push('Click to open the hybridnb operator panel');
+  return lines.join('\n');
+}
+
+export function budgetLine(b: IBudget): string {
+  if (b.state === 'none' || b.limit_usd === null) {
+    return `No budget set (${formatUsd(b.spent_usd)} spent in all)`;
+  }
+  return (
+    `Budget: ${formatUsd(b.spent_usd)} of ${formatUsd(b.limit_usd)} (${formatPct(b.fraction)}),` +
+    ` ${formatUsd(b.remaining_usd)} left`
+  );
+}
+
+/** CSS class for a budget state (coloured by the extension's stylesheet). */
+export function budgetClass(state: BudgetState): string {
+  return `jp-hybridnb-budget-${state}`;
+}
+
+/** Query string for the endpoint, scoped to the active notebook when there is one. */
+export function summaryQuery(scope: { kernel?: string | null; notebook?: string | null }): string {
+  const params: string[] = [];
+  if (scope.kernel) {
+    params.push(`kernel=${encodeURIComponent(scope.kernel)}`);
+  }
+  if (scope.notebook) {
+    params.push(`notebook=${encodeURIComponent(scope.notebook)}`);
+  }
+  return params.length ? `?${params.join('&')}` : '';
+}
+
+/** Escape `$` (LaTeX in Markdown cells) in text that did not come escaped. */
+export function escapeDollars(md: string): string {
+  return md.replace(/\\?\$/g, m => (m.length === 2 ? m : '\\$'));
+}

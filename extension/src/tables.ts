@@ -1,0 +1,106 @@
+/**
+ * The operator panel's tables as plain strings (pure, unit-tested); the panel
+ * only turns them into DOM.
+ */
+import {
+  ISummary,
+  formatCount,
+  formatPct,
+  formatSeconds,
+  formatUsd
+} from './format';
+
+export interface ITable {
+  title: string;
+  headers: string[];
+  rows: string[][];
+  empty: string;
+}
+
+export function spendTable(s: ISummary): ITable {
+  return {
+    title: 'Spend by route / backend / model',
+    headers: ['route', 'backend', 'model', 'calls', 'hits', 'tokens', 'cost', 'saved', 'GPU-h', 'util'],
+    rows: s.byModel.map(r => [
+      r.route,
+      r.backend,
+      r.model,
+      String(r.calls),
+      String(r.cache_hits),
+      formatCount(r.tokens),
+      formatUsd(r.cost_usd),
+      formatUsd(r.saved_usd),
+      r.gpu_hours ? r.gpu_hours.toFixed(3) : '–',
+      formatPct(r.utilisation)
+    ]),
+    empty: 'No calls yet.'
+  };
+}
+
+export function lanesTable(s: ISummary): ITable {
+  const window = s.lanes.length ? Math.round(s.lanes[0].window_s / 60) : 5;
+  return {
+    title: `Lanes, last ${window} min`,
+    headers: ['route', 'backend', 'calls/min', 'p50', 'p95', 'errors', 'hits', 'util'],
+    rows: s.lanes.map(l => [
+      l.route,
+      l.backend,
+      l.calls_per_min.toFixed(1),
+      formatSeconds(l.latency_p50_s),
+      formatSeconds(l.latency_p95_s),
+      String(l.errors),
+      String(l.cache_hits),
+      formatPct(l.utilisation)
+    ]),
+    empty: 'Idle: no calls in the window.'
+  };
+}
+
+function shortName(path: string, session: string): string {
+  if (path) {
+    const parts = path.split('/');
+    return parts[parts.length - 1] || path;
+  }
+  return session.length > 24 ? session.slice(0, 24) + '…' : session;
+}
+
+export function sessionsTable(s: ISummary): ITable {
+  return {
+    title: 'Kernels',
+    headers: ['', 'notebook / session', 'calls', 'tokens', 'cost'],
+    rows: s.sessions.map(r => [
+      r.running ? '●' : '○',
+      shortName(r.notebook, r.session),
+      String(r.calls),
+      formatCount(r.tokens),
+      formatUsd(r.cost_usd)
+    ]),
+    empty: 'No kernel has spent anything yet.'
+  };
+}
+
+function clock(ts: number): string {
+  if (!ts) {
+    return '–';
+  }
+  const d = new Date(ts * 1000);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export function recentTable(s: ISummary): ITable {
+  return {
+    title: 'Recent calls',
+    headers: ['time', 'route', 'model', 'status', 'tokens', 'cost', 'latency'],
+    rows: s.recent.map(r => [
+      clock(r.ts),
+      r.route,
+      r.model,
+      r.status,
+      formatCount(r.input_tokens + r.output_tokens),
+      formatUsd(r.cost_usd),
+      formatSeconds(r.latency_s)
+    ]),
+    empty: 'No calls yet.'
+  };
+}
