@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from .errors import LedgerError
 
 #: records per live file before it is sealed into Parquet
-ROTATE_ROWS = 50_000
+ROTATE_ROWS = 20_000
 
 
 @dataclass
@@ -111,7 +111,7 @@ class LedgerWriter:
         lines = []
         for r in records:
             r.session = r.session or self.session
-            lines.append(json.dumps(asdict(r), separators=(",", ":")))
+            lines.append(json.dumps(vars(r), separators=(",", ":")))
         if not lines:
             return
         with self._lock:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import entry_points
 
 from ..errors import BackendUnavailable, ConfigError
@@ -16,12 +17,16 @@ _BUILTIN = {
 }
 
 
-def available() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _plugins() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group="hybridnb.backends")}
+
+
+def available(refresh: bool = False) -> dict[str, str]:
     """Backend name → ``module:Class`` for built-ins and installed plug-ins."""
-    found = dict(_BUILTIN)
-    for ep in entry_points(group="hybridnb.backends"):
-        found[ep.name] = ep.value
-    return found
+    if refresh:
+        _plugins.cache_clear()
+    return {**_BUILTIN, **_plugins()}
 
 
 def load(name: str) -> type[Backend]:
