@@ -30,7 +30,8 @@ SELECT route, backend, model,
        coalesce(sum(saved_usd), 0)     AS saved_usd,
        coalesce(sum(held_s), 0)        AS held_s,
        coalesce(sum(busy_s), 0)        AS busy_s,
-       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd
+       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,
+       coalesce(bool_or(pricing = 'compute'), false) AS compute
 FROM ledger {where} GROUP BY ALL
 """
 
@@ -96,7 +97,7 @@ class SpendState:
         g = self.groups.get(key)
         if g is None:
             g = self.groups[key] = {"route": key[0], "backend": key[1], "model": key[2],
-                                    **{k: 0 for k in _NUM}}
+                                    "compute": False, **{k: 0 for k in _NUM}}
         cached = r["status"] == "cached"
         g["calls"] += not cached
         g["cache_hits"] += cached
@@ -104,6 +105,7 @@ class SpendState:
         for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd", "held_s", "busy_s"):
             g[k] += r.get(k) or 0
         if r.get("pricing") == "compute":
+            g["compute"] = True
             g["compute_usd"] += r.get("cost_usd") or 0
         self.total += r.get("cost_usd") or 0
         self.recent.append(_recent_row(r))
@@ -146,7 +148,7 @@ class SpendState:
     def view(self) -> dict[str, Any]:
         """JSON-able values for the widget's traits."""
         models = self.by_model()
-        local = [m for m in models if m["held_s"] > 0]
+        local = [m for m in models if m["compute"]]  # priced by time held
         return {
             "totals": self.totals(),
             "routes": self.by_route(),

@@ -2,7 +2,7 @@
 
 const KEYS = [
   "title", "total_usd", "saved_usd", "calls", "cache_hits", "errors",
-  "input_tokens", "output_tokens", "budget_usd", "routes", "models", "local",
+  "input_tokens", "output_tokens", "budget_usd", "budget_spent_usd", "routes", "models", "local",
   "recent", "series", "lanes", "advice", "updated", "live",
 ];
 
@@ -117,7 +117,7 @@ function view(m) {
   return `<div class="hnb-head"><span class="hnb-title">${esc(g("title"))}</span>
       <span class="hnb-live ${g("live") ? "on" : ""}" title="live feed">${g("live") ? "● live" : "○"}</span></div>
     <div class="hnb-tiles">${tiles}</div>
-    <div class="hnb-row"><div class="hnb-col">${budgetBar(total, g("budget_usd"))}</div>
+    <div class="hnb-row"><div class="hnb-col">${budgetBar(g("budget_spent_usd"), g("budget_usd"))}</div>
       <div class="hnb-col hnb-spark-box">${sparkline(g("series"))}</div></div>
     ${advice ? `<ul class="hnb-advice" data-hnb="advice">${advice}</ul>` : ""}
     <div class="hnb-grid">${routes}${models}${local}${lanes}</div>

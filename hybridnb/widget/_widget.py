@@ -48,6 +48,8 @@ class SpendWidget(anywidget.AnyWidget):
     input_tokens = traitlets.Int(0).tag(sync=True)
     output_tokens = traitlets.Int(0).tag(sync=True)
     budget_usd = traitlets.Float(None, allow_none=True).tag(sync=True)
+    #: what the budget is measured against: the dispatcher's session spend when attached
+    budget_spent_usd = traitlets.Float(0.0).tag(sync=True)
     routes = traitlets.List().tag(sync=True)
     models = traitlets.List().tag(sync=True)
     local = traitlets.List().tag(sync=True)
@@ -68,6 +70,8 @@ class SpendWidget(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         super().__init__(budget_usd=budget_usd, **kwargs)
+        self._fixed_budget = budget_usd
+        self._dispatcher: Any = None
         self.home = Path(home) if home is not None else None
         self.thresholds = thresholds or Thresholds()
         self.min_interval = 1.0 / max_rate
@@ -94,11 +98,10 @@ class SpendWidget(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> "SpendWidget":
         """A widget whose initial state aggregates every ledger row under ``home``."""
-        from ..report import resolve_budget, resolve_home
+        from ..report import resolve_home
 
         home = resolve_home(home)
-        w = cls(SpendState.from_ledger(home, where), home=home,
-                budget_usd=resolve_budget(budget_usd), **kwargs)
+        w = cls(SpendState.from_ledger(home, where), home=home, budget_usd=budget_usd, **kwargs)
         w.refresh_advice(force=True)
         return w
 
@@ -122,6 +125,8 @@ class SpendWidget(anywidget.AnyWidget):
             lanes = tracker.snapshot()
             live_advice = [a.to_dict() for a in add_capacity(lanes, self.thresholds)]
             t = view["totals"]
+            budget = self._fixed_budget if self._fixed_budget is not None else self._budget()
+            spent = getattr(self._dispatcher, "spent_usd", None)
             self._dirty = False
             self._last_flush = time.monotonic()
             with self.hold_sync():
@@ -130,6 +135,8 @@ class SpendWidget(anywidget.AnyWidget):
                 self.calls = int(t["calls"])
                 self.cache_hits = int(t["cache_hits"])
                 self.errors = int(t["errors"])
+                self.budget_usd = budget
+                self.budget_spent_usd = float(t["cost_usd"] if spent is None else spent)
                 self.input_tokens = int(t["input_tokens"])
                 self.output_tokens = int(t["output_tokens"])
                 self.routes = _clean(view["routes"])
@@ -140,6 +147,17 @@ class SpendWidget(anywidget.AnyWidget):
                 self.lanes = _clean(lanes)
                 self.advice = _clean(live_advice + self._ledger_advice)
                 self.updated = time.time()
+
+    def _budget(self) -> float | None:
+        """The configured budget, read live (``%hybridnb budget`` may change it)."""
+        if self.home is None:
+            return None
+        from ..report import resolve_budget
+
+        try:
+            return resolve_budget(None)
+        except Exception:  # a broken config must not break the widget
+            return self.budget_usd
 
     def refresh_advice(self, force: bool = False, every_s: float = 5.0) -> None:
         """Recompute the ledger-based advice (DuckDB), at most every ``every_s``."""
@@ -183,6 +201,7 @@ class SpendWidget(anywidget.AnyWidget):
             from ..dispatch import get_dispatcher
 
             dispatcher = get_dispatcher()
+        self._dispatcher = dispatcher
         handle = dispatcher.subscribe(self._on_record)
         if callable(handle):
             self._unsubscribe = handle

@@ -137,3 +137,26 @@ def test_lanes_come_from_the_tracker():
         assert lane["saturation"] == 1.0
     finally:
         tracker.reset()
+
+
+def test_budget_bar_measures_the_dispatcher_session():
+    d = _Dispatcher()
+    d.spent_usd = 0.25
+    w = SpendWidget(budget_usd=1.0)
+    w.apply(make_record(cost_usd=0.5))
+    assert w.budget_spent_usd == pytest.approx(0.5)  # not attached: ledger total
+    w.attach(d, poll_s=60)
+    try:
+        w.apply(make_record(cost_usd=0.01))
+        assert w.budget_spent_usd == pytest.approx(0.25) and w.budget_usd == 1.0
+    finally:
+        w.detach()
+
+
+def test_token_priced_calls_are_not_in_the_local_table():
+    w = SpendWidget()
+    w.apply(make_record(held_s=3.0, busy_s=3.0, cost_usd=0.001))  # a token call still has timing
+    assert w.local == []
+    w.apply(make_record(route="local", backend="embedded", model="smollm2", pricing="compute",
+                        held_s=10.0, busy_s=10.0, cost_usd=0.0))
+    assert [m["model"] for m in w.local] == ["smollm2"] and w.local[0]["utilisation"] == 1.0

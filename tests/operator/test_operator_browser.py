@@ -1,0 +1,220 @@
+"""Real browser: JupyterLab runs cells that spend through the loopback server,
+and the live spend widget's numbers change while the cells run.
+
+Debian chromium + Playwright (never ``playwright install``); a screenshot is
+kept in ``test-artifacts/operator-widget.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROME_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ROWS = 25
+
+CELLS = [
+    "%load_ext hybridnb\nfrom hybridnb.widget import show\nw = show()\nw",
+    "%%reason\nWhat is the capital of France?",
+    "import hybridnb\n"
+    f"for i in range({ROWS}):\n"
+    "    hybridnb.reason(f'Classify ticket number {i} as bug or feature', choices=['bug', 'feature'])",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def lab(tmp_path, openai_server):
+    """JupyterLab on a free loopback port, its kernels pointed at the test server."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian chromium: apt-get install -y chromium")
+    pytest.importorskip("playwright")
+    openai_server.script(delay_s=0.15)
+    port = _free_port()
+    work = tmp_path / "work"
+    work.mkdir()
+    _notebook(work / "ops.ipynb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDNB_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        HYBRIDNB_HOME=str(tmp_path / "home"),
+        HYBRIDNB_REASON_BASE_URL=openai_server.base_url,
+        HYBRIDNB_REASON_API_KEY="sk-test-browser-0123456789",
+        HYBRIDNB_REASON_MODEL="gpt-4o-mini",
+        HYBRIDNB_BUDGET_USD="0.05",
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-ws"),
+        IPYTHONDIR=str(tmp_path / "ipython"),
+    )
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", "--ServerApp.token=",
+         "--ServerApp.password=", "--ServerApp.allow_root=True", "--ServerApp.open_browser=False",
+         f"--ServerApp.root_dir={work}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                _get(f"{base}/api/status")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise RuntimeError((tmp_path / "lab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield {"url": base, "home": tmp_path / "home", "log": tmp_path / "lab.log"}
+    finally:
+        try:
+            for k in _get(f"{base}/api/kernels"):
+                req = urllib.request.Request(f"{base}/api/kernels/{k['id']}", method="DELETE")
+                urllib.request.urlopen(req, timeout=5).close()
+        except OSError:
+            pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def _text(page, sel: str) -> str:
+    loc = page.locator(sel)
+    return loc.first.inner_text() if loc.count() else ""
+
+
+def _prompt(page, i: int) -> str:
+    return page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-InputPrompt").inner_text()
+
+
+def _run_cell(page, i: int) -> None:
+    """Shift+Enter on cell ``i``; retried while the kernel was not ready to take it."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(i)
+    for _ in range(10):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        for _ in range(30):
+            if re.search(r"\[(\*|\d+)\]", _prompt(page, i)):
+                return
+            page.wait_for_timeout(100)
+    raise AssertionError(f"cell {i} never started: {_prompt(page, i)!r}")
+
+
+def _busy(page, i: int) -> bool:
+    return "*" in _prompt(page, i)
+
+
+def _usd(text: str) -> float:
+    m = re.search(r"\$([\d,]+\.\d+)", text)
+    return float(m.group(1).replace(",", "")) if m else float("nan")
+
+
+def test_widget_updates_live_in_jupyterlab(lab, openai_server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{lab['url']}/lab/tree/ops.ipynb")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+            page.wait_for_function(
+                "document.querySelector('.jp-StatusBar-Widget')"
+                " && /Idle/.test(document.querySelector('#jp-main-statusbar').innerText)",
+                timeout=90_000)
+
+            # 1. the widget renders from an empty ledger
+            _run_cell(page, 0)
+            page.wait_for_selector(".hnb-widget [data-hnb='total']", timeout=60_000)
+            assert _text(page, "[data-hnb='calls']") == "0"
+            assert _usd(_text(page, "[data-hnb='total']")) == 0.0
+            assert "of $0.05" in _text(page, "[data-hnb='budget']")
+
+            # 2. one %%reason cell spends: the numbers move
+            _run_cell(page, 1)
+            page.wait_for_function(
+                "document.querySelector(\"[data-hnb='calls']\")?.innerText === '1'", timeout=60_000)
+            after_one = _usd(_text(page, "[data-hnb='total']"))
+            assert after_one > 0
+
+            # 3. a loop of calls: the widget counts up *while* the cell still runs
+            _run_cell(page, 2)
+            seen_live = set()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                calls = int(_text(page, "[data-hnb='calls']").replace(",", "") or 0)
+                if _busy(page, 2) and 1 < calls < ROWS + 1:
+                    seen_live.add(calls)
+                if calls == ROWS + 1 and not _busy(page, 2):
+                    break
+                page.wait_for_timeout(100)
+            assert int(_text(page, "[data-hnb='calls']")) == ROWS + 1
+            assert len(seen_live) >= 2, f"widget did not update during the cell: {seen_live}"
+            final = _usd(_text(page, "[data-hnb='total']"))
+            assert final > after_one
+            assert page.locator("[data-hnb='spark'] polyline").count() == 1
+            assert "reason" in _text(page, "[data-hnb='routes']")
+            page.locator(".hnb-widget").first.scroll_into_view_if_needed()
+            page.locator(".hnb-widget").first.screenshot(path=str(ARTIFACTS / "operator-widget.png"))
+            page.screenshot(path=str(ARTIFACTS / "operator-widget-page.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "operator-widget-failure.png"))
+            outputs = page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts()
+            print("cell outputs:", outputs, "\nlab log:", lab["log"].read_text()[-3000:])
+            raise
+        finally:
+            browser.close()
+
+    # the widget showed what the ledger holds
+    from hybridnb.ledger import connect
+
+    (n, total), = connect(lab["home"]).sql(
+        "SELECT count(*), sum(cost_usd) FROM ledger WHERE status <> 'cached'").fetchall()
+    assert n == ROWS + 1
+    assert final == pytest.approx(total, abs=6e-5)
+    assert len(openai_server.log) == ROWS + 1
