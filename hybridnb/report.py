@@ -291,3 +291,32 @@ def cell_usage(records: Iterable[Any]) -> dict[str, Any]:
             "batches": sorted({r["batch"] for r in recs if r.get("batch")}),
         }
     }
+
+
+class CellUsage:
+    """A cell's bill as a display object: a one-line footer whose output
+    metadata carries :func:`cell_usage` (saved with the notebook).
+
+    ``display(CellUsage(records))``; front ends that can (the hybridnb JupyterLab
+    extension) copy ``metadata["hybridnb"]`` into the cell's own metadata.
+    """
+
+    def __init__(self, records: Iterable[Any]):
+        self.meta = cell_usage(records)
+
+    def text(self) -> str:
+        m = self.meta["hybridnb"]
+        parts = [f"{m['calls']} calls", f"{m['input_tokens']:,} in / {m['output_tokens']:,} out tokens",
+                 f"${m['cost_usd']:.6f}"]
+        if m["cache_hits"]:
+            parts.append(f"{m['cache_hits']} cached (saved ${m['saved_usd']:.6f})")
+        if m["gpu_hours"]:
+            parts.append(f"{m['gpu_hours']:.4f} GPU-h")
+        if m["errors"]:
+            parts.append(f"{m['errors']} errors")
+        return "hybridnb cell: " + " · ".join(parts)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        text = self.text()
+        md = f"<small>{escape_md(text)}</small>"
+        return {"text/plain": text, "text/markdown": md}, self.meta

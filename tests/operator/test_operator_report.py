@@ -129,3 +129,14 @@ def test_signals_returns_plain_data(home, write):
     assert {"lanes", "advice", "queue_depth", "in_flight", "throughput_rps"} <= set(s)
     twice = [a for a in s["advice"] if a["kind"] == "dont_reason_twice"]
     assert len(twice) == 1 and twice[0]["numbers"]["repeat_calls"] == 3
+
+
+def test_cell_usage_display_carries_metadata(mixed):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from hybridnb.report import CellUsage
+
+    shell = InteractiveShell.instance()
+    data, meta = shell.display_formatter.format(CellUsage(mixed))
+    assert meta["hybridnb"]["calls"] == 14 and meta["hybridnb"]["cache_hits"] == 3
+    assert "14 calls" in data["text/plain"] and "\\$" in data["text/markdown"]
