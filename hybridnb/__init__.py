@@ -8,8 +8,11 @@ operator signals.
 
 from __future__ import annotations
 
-from . import ledger
+from . import charts, ledger
 from ._api import local, reason, summary
+from .batch import map
+from .report import export_ledger, report
+from .signals import signals
 from ._response import Response
 from ._types import Request, Usage
 from .config import get_settings
@@ -17,6 +20,13 @@ from .dispatch import get_dispatcher
 from .errors import HybridnbError
 
 __version__ = "0.1.0"
+
+
+def widget(**kwargs):
+    """The live spend widget (anywidget), attached to this kernel's dispatcher."""
+    from .widget import show
+
+    return show(**kwargs)
 
 
 def load_ipython_extension(ipython) -> None:
@@ -36,12 +46,18 @@ __all__ = sorted([
     "Request",
     "Response",
     "Usage",
+    "charts",
+    "export_ledger",
     "get_dispatcher",
     "get_settings",
     "ledger",
     "load_ipython_extension",
     "local",
+    "map",
     "reason",
+    "report",
+    "signals",
     "summary",
     "unload_ipython_extension",
+    "widget",
 ])

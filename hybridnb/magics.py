@@ -104,17 +104,15 @@ class HybridnbMagics(Magics):
             raise UsageError(f"%%{route}: {e}") from None
         if args.output:
             self.shell.user_ns[args.output] = resp
-        if resp.error is not None:
-            if not args.quiet:
-                display(resp)
-            raise UsageError(f"%%{route}: {type(resp.error).__name__}: {resp.error}")
         if not args.quiet:
-            display(resp)
+            _show(resp)
+        if resp.error is not None:
+            raise UsageError(f"%%{route}: {type(resp.error).__name__}: {resp.error}")
 
     # ---- line magic -----------------------------------------------------------
     @line_magic
     def hybridnb(self, line: str):
-        """%hybridnb status|summary|config [k=v ...]|budget [usd|off]|cache clear|backends|reset"""
+        """%hybridnb status|summary|config [k=v ...]|budget [usd|off]|cache clear|backends|widget|signals|export [--ledger PATH]|reset"""
         try:
             words = shlex.split(line)
         except ValueError as e:
@@ -192,6 +190,30 @@ class HybridnbMagics(Magics):
         for name, target in sorted(backends.available().items()):
             print(f"{name:10s} {target}")
 
+    def _cmd_widget(self, rest):
+        from .widget import show
+
+        display(show())
+
+    def _cmd_signals(self, rest):
+        from .signals import signals
+
+        print(json.dumps(signals(), indent=2, default=str))
+
+    def _cmd_export(self, rest):
+        from .report import export_ledger, report
+
+        if rest[:1] == ["--ledger"]:
+            if len(rest) != 2:
+                raise UsageError("%hybridnb export --ledger PATH (.csv, .parquet, .json or .jsonl)")
+            path = export_ledger(rest[1])
+            print(f"ledger written to {path}")
+            return
+        if rest:
+            raise UsageError("%hybridnb export [--ledger PATH]")
+        # the notebook's own next-input mechanism: a new cell below that renders as Markdown
+        self.shell.set_next_input("%%markdown\n" + report("markdown"), replace=False)
+
     def _cmd_reset(self, rest):
         from .dispatch import reset_dispatcher
 
@@ -200,7 +222,15 @@ class HybridnbMagics(Magics):
         print("session settings and spend counter reset (the ledger is kept)")
 
 
-_COMMANDS = ("status", "summary", "config", "budget", "cache", "backends", "reset")
+_COMMANDS = ("status", "summary", "config", "budget", "cache", "backends", "widget", "signals", "export", "reset")
+
+
+def _show(resp) -> None:
+    """Display a Response with its usage in the output's metadata (the saved notebook keeps its bill)."""
+    from .report import cell_usage
+
+    meta = cell_usage([resp.record]) if resp.record is not None else {}
+    display(resp, metadata=meta)
 
 
 def _parse_choices(text: str) -> list[str]:

@@ -99,3 +99,32 @@ def test_backends_lists_builtins(ip, capsys):
     ip.run_line_magic("hybridnb", "backends")
     out = capsys.readouterr().out
     assert "openai" in out and "embedded" in out
+
+
+def test_export_inserts_a_markdown_summary_cell_and_writes_the_ledger(ip, reason_on_server, tmp_path):
+    ip.run_cell_magic("reason", "-q", "bill me")
+    ip.rl_next_input = None
+    ip.run_line_magic("hybridnb", "export")
+    cell = ip.rl_next_input
+    assert cell.startswith("%%markdown\n")
+    assert "gpt-4o-mini" in cell and r"\$" in cell
+    out = tmp_path / "ledger.parquet"
+    ip.run_line_magic("hybridnb", f"export --ledger {out}")
+    import polars as pl
+
+    assert pl.read_parquet(out).height == hybridnb.ledger().height == 1
+    with pytest.raises(UsageError, match="export"):
+        ip.run_line_magic("hybridnb", "export --ledger")
+
+
+def test_answer_output_carries_its_usage_as_metadata(ip, reason_on_server):
+    from IPython.core.displaypub import CapturingDisplayPublisher
+
+    pub, ip.display_pub = ip.display_pub, CapturingDisplayPublisher()
+    try:
+        ip.run_cell_magic("reason", "", "what did this cost")
+        (out,) = ip.display_pub.outputs
+    finally:
+        ip.display_pub = pub
+    usage = out["metadata"]["hybridnb"]
+    assert usage["cost_usd"] == pytest.approx(hybridnb.ledger()["cost_usd"].sum())
