@@ -175,7 +175,7 @@ GROUP BY template ORDER BY cost_usd DESC
 """
 
 LOCAL_ROW_SQL = """
-SELECT count(*), coalesce(sum(cost_usd), 0) FROM ledger
+SELECT coalesce(sum(coalesce(rows, 1)), 0), coalesce(sum(cost_usd), 0) FROM ledger
 WHERE route = $route AND status <> 'cached'
 """
 

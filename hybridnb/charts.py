@@ -23,13 +23,13 @@ FROM ledger ORDER BY ts
 """
 
 PER_ROW_SQL = """
-SELECT route, count(*) AS rows, coalesce(sum(cost_usd), 0) AS cost_usd,
-       coalesce(sum(cost_usd), 0) / count(*) * 1000 AS usd_per_1k
+SELECT route, sum(coalesce(rows, 1)) AS rows, coalesce(sum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(cost_usd), 0) / greatest(sum(coalesce(rows, 1)), 1) * 1000 AS usd_per_1k
 FROM ledger GROUP BY route ORDER BY route
 """
 
 TOKENS_ROW_SQL = """
-SELECT count(*), coalesce(sum(cost_usd), 0) FROM ledger
+SELECT coalesce(sum(coalesce(rows, 1)), 0), coalesce(sum(cost_usd), 0) FROM ledger
 WHERE route = $route AND status <> 'cached' {extra}
 """
 
@@ -70,7 +70,7 @@ def spend_over_time(home: Path | str | None = None, max_points: int = 2000) -> a
 
 
 def cost_per_1k_rows(home: Path | str | None = None) -> alt.Chart:
-    """Dollars per 1,000 rows (ledger rows, cache hits included) by route."""
+    """Dollars per 1,000 rows of work (a compute record counts its ``rows``) by route."""
     data = _query(home, PER_ROW_SQL)
     return (
         alt.Chart(alt.Data(values=data), title="Cost per 1K rows by route")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .ledger import SUMMARY_SQL, as_dict, connect
+from .ledger import SUMMARY_SQL, connect
 from .ledger import _q as _sql_quote
 from ._advice import Advice, Thresholds, compute_advice
 from .errors import HybridnbError, LedgerError
@@ -259,7 +259,7 @@ def cell_usage(records: Iterable[Any]) -> dict[str, Any]:
     ``records`` are :class:`hybridnb.ledger.Record` objects (or dicts with the
     same keys).  Returns ``{"hybridnb": {...}}`` ready to merge into metadata.
     """
-    recs = [r if isinstance(r, dict) else as_dict(r) for r in records]
+    recs = [r if isinstance(r, dict) else vars(r) for r in records]  # no asdict() copy
     by: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in recs:
         key = (r["route"], r["backend"], r["model"])

@@ -8,7 +8,6 @@ values the widget syncs to the front end.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,7 @@ class SpendState:
 
     def apply(self, record: Any) -> None:
         """Add one ledger record (a Record or a dict with its fields)."""
-        r = asdict(record) if is_dataclass(record) else dict(record)
+        r = record if isinstance(record, dict) else vars(record)  # asdict() costs ~0.7 ms
         key = (r["route"], r["backend"], r["model"])
         g = self.groups.get(key)
         if g is None:

@@ -81,6 +81,8 @@ class SpendWidget(anywidget.AnyWidget):
         self._last_flush = 0.0
         self._timer: threading.Timer | None = None
         self._advice_at = 0.0
+        self._advice_cost = 0.0
+        self._advice_dirty = False
         self._ledger_advice: list[dict] = []
         self._unsubscribe: Callable[[], Any] | None = None
         self._stop = threading.Event()
@@ -112,6 +114,7 @@ class SpendWidget(anywidget.AnyWidget):
         with self._lock:
             self._state.apply(record)
             self._dirty = True
+            self._advice_dirty = True
         if flush:
             self.flush()
 
@@ -160,20 +163,31 @@ class SpendWidget(anywidget.AnyWidget):
             return self.budget_usd
 
     def refresh_advice(self, force: bool = False, every_s: float = 5.0) -> None:
-        """Recompute the ledger-based advice (DuckDB), at most every ``every_s``."""
-        if self.home is None or (not force and time.monotonic() - self._advice_at < every_s):
+        """Recompute the ledger-based advice (DuckDB) when new records arrived.
+
+        Runs at most every ``every_s`` and never more often than 10× its own
+        last duration, so a multi-million-row ledger costs ≤ ~10 % of a core.
+        """
+        if self.home is None:
+            return
+        gap = max(every_s, 10 * self._advice_cost)
+        if not force and (not self._advice_dirty or time.monotonic() - self._advice_at < gap):
             return
         from ..ledger import connect
 
-        self._advice_at = time.monotonic()
+        t0 = time.monotonic()
+        self._advice_at = t0
+        self._advice_dirty = False
         try:
             con = connect(self.home)
         except Exception:  # a ledger mid-rotation; try again next time
+            self._advice_dirty = True
             return
         try:
             advice = compute_advice(con, (), self.thresholds)
         finally:
             con.close()
+        self._advice_cost = time.monotonic() - t0
         with self._lock:
             self._ledger_advice = [a.to_dict() for a in advice]
         self.flush()
@@ -183,6 +197,7 @@ class SpendWidget(anywidget.AnyWidget):
         with self._lock:
             self._state.apply(record)
             self._dirty = True
+            self._advice_dirty = True
             wait = self.min_interval - (time.monotonic() - self._last_flush)
             if self._timer is not None:
                 return

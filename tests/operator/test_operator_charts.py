@@ -80,3 +80,16 @@ def test_breakeven_without_crossing(home, write):
 def test_charts_on_empty_ledger(home):
     for c in (charts.spend_over_time(home), charts.cost_per_1k_rows(home), charts.breakeven(home)):
         c.to_dict()
+
+
+def test_compute_records_count_their_rows(home, write):
+    write(*[dict(cost_usd=0.001) for _ in range(10)])
+    # one record_compute() row: a local classifier that labelled 5,000 rows for $0.05
+    write(dict(route="local", backend="classifier", model="distilled", pricing="compute",
+               kind="compute", rows=5000, cost_usd=0.05, held_s=72.0, busy_s=72.0, gpus=1))
+    (vals,) = _values(charts.cost_per_1k_rows(home))
+    per = {v["route"]: v for v in vals}
+    assert per["local"]["rows"] == 5000 and per["local"]["usd_per_1k"] == pytest.approx(0.01)
+    d = charts.breakeven_data(home)
+    assert d["local_usd_per_row"] == pytest.approx(0.05 / 5000)
+    assert d["local_usd_per_row_source"] == "ledger"
