@@ -71,15 +71,26 @@ class Advice:
 # ---------------------------------------------------------------- live rules
 
 
+def _first(d: dict, *keys: str):
+    return next((d[k] for k in keys if d.get(k) is not None), None)
+
+
+def _saturation(bm: dict) -> tuple[float | None, float | None]:
+    """(requests waiting, KV-cache usage 0..1) from a backend's metrics, either naming."""
+    waiting = _first(bm, "requests_waiting", "num_requests_waiting")
+    kv = _first(bm, "kv_cache_usage", "kv_cache_usage_perc", "gpu_cache_usage_perc")
+    if kv is not None and kv > 1:  # reported in percent
+        kv = kv / 100
+    return waiting, kv
+
+
 def add_capacity(lanes: Iterable[dict], t: Thresholds) -> list[Advice]:
     """Queue wait or backend saturation above the thresholds."""
     out = []
     for lane in lanes:
         started = (lane.get("finished") or 0) + (lane.get("in_flight") or 0)
         wait = lane.get("wait_p50_s")
-        bm = lane.get("backend_metrics") or {}
-        waiting = bm.get("num_requests_waiting")
-        kv = bm.get("kv_cache_usage_perc")
+        waiting, kv = _saturation(lane.get("backend_metrics") or {})
         reasons = []
         if wait is not None and started >= t.min_wait_samples and wait >= t.wait_s:
             reasons.append(f"median queue wait {wait:.2f} s ≥ {t.wait_s:g} s")
@@ -96,8 +107,8 @@ def add_capacity(lanes: Iterable[dict], t: Thresholds) -> list[Advice]:
             "in_flight": lane.get("in_flight"),
             "max_concurrency": lane.get("max_concurrency"),
             "started": started,
-            "num_requests_waiting": waiting,
-            "kv_cache_usage_perc": kv,
+            "requests_waiting": waiting,
+            "kv_cache_usage": kv,
         }
         out.append(
             Advice(

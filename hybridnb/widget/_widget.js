@@ -61,6 +61,16 @@ function budgetBar(spent, budget) {
       <b data-hnb="remaining">${usd(budget - spent)}</b> left</div>`;
 }
 
+function saturation(l) {
+  // the server's own view (vLLM /metrics) when present, else our queue's
+  const bm = l.backend_metrics || {};
+  let kv = bm.kv_cache_usage ?? bm.kv_cache_usage_perc;
+  const waiting = bm.requests_waiting ?? bm.num_requests_waiting;
+  if (kv === undefined || kv === null) return pct(l.saturation);
+  if (kv > 1) kv = kv / 100;
+  return `KV ${pct(kv)} · ${num(waiting)} waiting`;
+}
+
 function table(head, rows, attr = "") {
   if (!rows.length) return "";
   return `<table class="hnb-table" ${attr}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead>
@@ -100,9 +110,7 @@ function view(m) {
       `${num(l.in_flight)}${l.max_concurrency ? " / " + l.max_concurrency : ""}`,
       secs(l.wait_p50_s), `${secs(l.latency_p50_s)} / ${secs(l.latency_p95_s)}`,
       (l.throughput_rps ?? 0).toFixed(1),
-      l.backend_metrics && l.backend_metrics.kv_cache_usage_perc !== undefined
-        ? `KV ${pct(l.backend_metrics.kv_cache_usage_perc)} · ${l.backend_metrics.num_requests_waiting ?? 0} waiting`
-        : pct(l.saturation),
+      saturation(l),
     ]), 'data-hnb="lanes"');
   const recent = table(["time", "route", "model", "status", "tokens", "cost", "latency"],
     g("recent").map((r) => [

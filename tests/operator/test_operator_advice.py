@@ -56,10 +56,16 @@ def test_add_capacity_on_sustained_queue_wait(started, wait, fires):
 @pytest.mark.parametrize(
     "metrics,fires,word",
     [
+        # the vLLM server backend's summary keys
+        ({"requests_waiting": 8, "kv_cache_usage": 0.1}, True, "waiting"),
+        ({"requests_waiting": 7, "kv_cache_usage": 0.1}, False, ""),
+        ({"requests_waiting": 0, "kv_cache_usage": 0.9}, True, "KV cache"),
+        ({"requests_waiting": 0, "kv_cache_usage": 0.89}, False, ""),
+        # raw vLLM metric names, KV usage as a fraction or in percent
         ({"num_requests_waiting": 8, "kv_cache_usage_perc": 0.1}, True, "waiting"),
-        ({"num_requests_waiting": 7, "kv_cache_usage_perc": 0.1}, False, ""),
-        ({"num_requests_waiting": 0, "kv_cache_usage_perc": 0.9}, True, "KV cache"),
-        ({"num_requests_waiting": 0, "kv_cache_usage_perc": 0.89}, False, ""),
+        ({"num_requests_waiting": 0, "kv_cache_usage_perc": 0.95}, True, "KV cache"),
+        ({"num_requests_waiting": 0, "kv_cache_usage_perc": 89.0}, False, ""),
+        ({"num_requests_waiting": 0, "kv_cache_usage_perc": 90.0}, True, "KV cache"),
     ],
 )
 def test_add_capacity_on_vllm_saturation(metrics, fires, word):
@@ -67,7 +73,8 @@ def test_add_capacity_on_vllm_saturation(metrics, fires, word):
     assert _kinds(advice) == (["add_capacity"] if fires else [])
     if fires:
         assert word in advice[0].message
-        assert advice[0].numbers["kv_cache_usage_perc"] == metrics["kv_cache_usage_perc"]
+        kv = metrics.get("kv_cache_usage", metrics.get("kv_cache_usage_perc"))
+        assert advice[0].numbers["kv_cache_usage"] == pytest.approx(kv if kv <= 1 else kv / 100)
 
 
 def test_add_capacity_threshold_is_configurable():
