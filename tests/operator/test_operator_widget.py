@@ -160,3 +160,34 @@ def test_token_priced_calls_are_not_in_the_local_table():
     w.apply(make_record(route="local", backend="embedded", model="smollm2", pricing="compute",
                         held_s=10.0, busy_s=10.0, cost_usd=0.0))
     assert [m["model"] for m in w.local] == ["smollm2"] and w.local[0]["utilisation"] == 1.0
+
+
+def test_public_widget_stays_callable(home):
+    import hybridnb
+
+    first = hybridnb.widget(home=home, live=False)
+    second = hybridnb.widget(home=home, live=False)  # importing the subpackage must not break it
+    assert isinstance(first, SpendWidget) and isinstance(second, SpendWidget)
+
+
+def test_widget_follows_the_real_dispatcher(reason_on_server, hybridnb_home):
+    import hybridnb
+    from hybridnb.dispatch import get_dispatcher
+
+    w = hybridnb.widget()
+    try:
+        assert w.live and w.calls == 0
+        for i in range(3):
+            hybridnb.reason(f"question number {i}")
+        hybridnb.reason("question number 0")  # served from cache
+        deadline = time.monotonic() + 5
+        while (w.calls, w.cache_hits) != (3, 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (w.calls, w.cache_hits) == (3, 1)
+        assert w.total_usd > 0 and w.saved_usd > 0
+        assert w.budget_spent_usd == pytest.approx(get_dispatcher().spent_usd)
+        (total,) = connect(hybridnb_home).sql("SELECT sum(cost_usd) FROM ledger").fetchall()[0]
+        assert w.total_usd == pytest.approx(total)
+        assert [lane["route"] for lane in w.lanes] == ["reason"]
+    finally:
+        w.detach()
