@@ -9,6 +9,7 @@ import html as _html
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -144,6 +145,20 @@ def escape_md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("$", "\\$")
 
 
+_AMOUNT = re.compile(r"\\\$([\d,]*(?:\.\d+)?)")
+
+
+def prose_md(text: str) -> str:
+    """Escape a sentence for Markdown and bold each dollar amount.
+
+    ``\\$`` alone is not enough in JupyterLab: MathJax sees the unescaped
+    text and pairs two dollars in one run of text as inline math.  A tag
+    between them (here ``<strong>``) ends the run, so the dollars stay text
+    in JupyterLab, Notebook 7, VS Code and GitHub alike.
+    """
+    return _AMOUNT.sub(lambda m: f"**\\${m.group(1)}**", escape_md(text))
+
+
 def to_markdown(rep: dict[str, Any]) -> str:
     """The report as a Markdown cell body; every ``$`` escaped."""
     lines = ["### hybridnb cost summary", ""]
@@ -153,15 +168,23 @@ def to_markdown(rep: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(escape_md(c) for c in _cells(r)) + " |")
     tot = dict(rep["totals"], route="**total**", backend="", model="")
     lines.append("| " + " | ".join(escape_md(c) for c in _cells(tot)) + " |")
-    lines += ["", escape_md(rep["budget_line"]), ""]
+    lines += ["", prose_md(rep["budget_line"]), ""]
     if rep["advice"]:
         lines.append("**Advice in force**")
         lines.append("")
         for a in rep["advice"]:
-            lines.append(f"- **{escape_md(a['title'])}** — {escape_md(a['message'])}")
+            lines.append(f"- **{escape_md(a['title'])}** — {prose_md(a['message'])}")
     else:
         lines.append("No advice in force.")
     return "\n".join(lines) + "\n"
+
+
+_HTML_AMOUNT = re.compile(r"\$([\d,]*(?:\.\d+)?)")
+
+
+def _prose_html(text: str) -> str:
+    """HTML-escaped text with each dollar amount in its own element (see :func:`prose_md`)."""
+    return _HTML_AMOUNT.sub(lambda m: f'<span class="usd">${m.group(1)}</span>', _html.escape(text))
 
 
 def to_html(rep: dict[str, Any]) -> str:
@@ -172,12 +195,12 @@ def to_html(rep: dict[str, Any]) -> str:
     for r in rep["rows"] + [dict(rep["totals"], route="total", backend="", model="")]:
         body += "<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>"
     advice = "".join(
-        f"<li><b>{e(a['title'])}</b> — {e(a['message'])}</li>" for a in rep["advice"]
+        f"<li><b>{e(a['title'])}</b> — {_prose_html(a['message'])}</li>" for a in rep["advice"]
     )
     return (
         '<div class="hybridnb-report"><h3>hybridnb cost summary</h3>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p>{e(rep['budget_line'])}</p>"
+        f"<p>{_prose_html(rep['budget_line'])}</p>"
         + (f"<p><b>Advice in force</b></p><ul>{advice}</ul>" if advice else "<p>No advice in force.</p>")
         + "</div>"
     )
@@ -318,5 +341,5 @@ class CellUsage:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         text = self.text()
-        md = f"<small>{escape_md(text)}</small>"
+        md = f"<small>{prose_md(text)}</small>"
         return {"text/plain": text, "text/markdown": md}, self.meta

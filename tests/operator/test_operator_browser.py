@@ -32,11 +32,12 @@ CHROME_ARGS = [
 ROWS = 25
 
 CELLS = [
-    "%load_ext hybridnb\nfrom hybridnb.widget import show\nw = show()\nw",
+    "%load_ext hybridnb\n%hybridnb widget",
     "%%reason\nWhat is the capital of France?",
     "import hybridnb\n"
     f"for i in range({ROWS}):\n"
     "    hybridnb.reason(f'Classify ticket number {i} as bug or feature', choices=['bug', 'feature'])",
+    "%hybridnb export",
 ]
 
 
@@ -199,6 +200,20 @@ def test_widget_updates_live_in_jupyterlab(lab, openai_server):
             assert final > after_one
             assert page.locator("[data-hnb='spark'] polyline").count() == 1
             assert "reason" in _text(page, "[data-hnb='routes']")
+
+            # 4. %hybridnb export inserts the summary as a new cell below; run, it renders
+            _run_cell(page, 3)
+            page.wait_for_function(
+                "document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 5"
+                " && document.querySelectorAll('.jp-Notebook .jp-Cell')[4].innerText.includes('%%markdown')",
+                timeout=60_000)
+            _run_cell(page, 4)
+            out = page.locator(".jp-Notebook .jp-Cell").nth(4).locator(".jp-OutputArea")
+            out.locator("table").wait_for(timeout=60_000)
+            table = out.inner_text()
+            assert "hybridnb cost summary" in table and "gpt-4o-mini" in table
+            assert f"{ROWS + 1}" in table and "$" in table and "\\$" not in table
+            assert out.locator("mjx-container, .MathJax").count() == 0, "$ rendered as LaTeX"
             page.locator(".hnb-widget").first.scroll_into_view_if_needed()
             page.locator(".hnb-widget").first.screenshot(path=str(ARTIFACTS / "operator-widget.png"))
             page.screenshot(path=str(ARTIFACTS / "operator-widget-page.png"))

@@ -67,6 +67,11 @@ def test_markdown_escapes_every_dollar(home, mixed, write):
     assert "$" in md
     assert not re.search(r"(?<!\\)\$", md), "unescaped $ would render as LaTeX"
     assert "Don't reason twice" in md and "budget" in md
+    # JupyterLab's MathJax pairs two dollars in one run of text even when escaped:
+    # every run between tags (bold markers, table cells) holds at most one dollar
+    for line in md.splitlines():
+        for run in re.split(r"\*\*|(?<!\\)\|", line):
+            assert run.count("$") <= 1, line
     assert "| **total** |" in md
     # the table has one row per route/backend/model + header, rule and total
     assert len([ln for ln in md.splitlines() if ln.startswith("|")]) == 3 + 3
@@ -75,6 +80,9 @@ def test_markdown_escapes_every_dollar(home, mixed, write):
 def test_html_and_json(home, mixed):
     html = report("html", home=home, budget_usd=None)
     assert "<table>" in html and "qwen2.5-7b" in html and "no budget set" in html
+    html = report("html", home=home, budget_usd=1.0)
+    for run in re.split(r"<[^>]+>", html):
+        assert run.count("$") <= 1, run
     js = report("json", home=home, budget_usd=2.0)
     json.dumps(js)  # plain data
     assert js["budget_usd"] == 2.0 and len(js["rows"]) == 3
