@@ -50,24 +50,38 @@ def resolve_budget(budget_usd: float | None = None) -> float | None:
         return float(env) if env else None
 
 
+COMPUTE_SQL = """
+SELECT route, backend, model, bool_or(pricing = 'compute') AS compute
+FROM ledger {where} GROUP BY ALL
+"""
+
+
 def summary_rows(con, where: str | None = None) -> list[dict[str, Any]]:
-    """Spend by route/backend/model as dicts (``ledger.SUMMARY_SQL`` + utilisation)."""
-    q = SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")
-    rel = con.sql(q)
+    """Spend by route/backend/model as dicts (``ledger.SUMMARY_SQL`` + utilisation).
+
+    Utilisation (busy / held) is given for compute-priced lanes only; a token
+    call's timing is latency, not capacity you pay for.
+    """
+    w = f"WHERE {where}" if where else ""
+    rel = con.sql(SUMMARY_SQL.format(where=w))
     names = rel.columns
+    compute = {(r, b, m): c for r, b, m, c in con.sql(COMPUTE_SQL.format(where=w)).fetchall()}
     out = []
     for row in rel.fetchall():
         d = dict(zip(names, row))
-        d["utilisation"] = (d["busy_s"] / d["held_s"]) if d["held_s"] else None
+        paid = compute.get((d["route"], d["backend"], d["model"]))
+        d["utilisation"] = (d["busy_s"] / d["held_s"]) if paid and d["held_s"] else None
         out.append({k: d.get(k) for k in SUMMARY_COLUMNS})
     return out
 
 
 def totals(rows: Iterable[dict]) -> dict[str, Any]:
-    """Column sums over summary rows."""
+    """Column sums over summary rows (utilisation over compute-priced rows)."""
     rows = list(rows)
     t = {k: sum(r[k] or 0 for r in rows) for k in SUMMARY_COLUMNS[3:13]}
-    t["utilisation"] = (t["busy_s"] / t["held_s"]) if t["held_s"] else None
+    paid = [r for r in rows if r["utilisation"] is not None]
+    held = sum(r["held_s"] for r in paid)
+    t["utilisation"] = sum(r["busy_s"] for r in paid) / held if held else None
     return t
 
 
@@ -117,7 +131,10 @@ def build(
 def _usd(x: float | None) -> str:
     if x is None:
         return "–"
-    return f"${x:.4f}" if abs(x) < 1 else f"${x:,.2f}"
+    a = abs(x)
+    if a == 0:
+        return "$0.00"
+    return f"${x:.6f}" if a < 0.01 else f"${x:.4f}" if a < 1 else f"${x:,.2f}"
 
 
 def _pct(x: float | None) -> str:

@@ -169,6 +169,10 @@ def test_widget_updates_live_in_jupyterlab(lab, openai_server):
                 " && /Idle/.test(document.querySelector('#jp-main-statusbar').innerText)",
                 timeout=90_000)
 
+            no = page.get_by_role("button", name="No")  # the "Jupyter news?" toast
+            if no.count():
+                no.first.click()
+
             # 1. the widget renders from an empty ledger
             _run_cell(page, 0)
             page.wait_for_selector(".hnb-widget [data-hnb='total']", timeout=60_000)

@@ -18,7 +18,7 @@ from hybridnb.signals import signals
 def mixed(write):
     recs = []
     recs += write(*[dict(input_tokens=1000 + i, output_tokens=50, cost_usd=0.0004 + i * 1e-5,
-                         prompt_hash=f"p{i}") for i in range(7)])
+                         held_s=0.4, busy_s=0.4, prompt_hash=f"p{i}") for i in range(7)])
     recs += write(*[dict(status="cached", cached=True, saved_usd=0.0004, prompt_hash="p1")
                     for _ in range(3)])
     recs += write(dict(status="error", error_class="RateLimited", cost_usd=0.0))
@@ -36,7 +36,8 @@ def _oracle(home):
     SELECT route, backend, model,
            sum(CASE WHEN status = 'cached' THEN 0 ELSE 1 END), sum(CASE WHEN status = 'cached' THEN 1 ELSE 0 END),
            sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(saved_usd),
-           sum(held_s * gpus) / 3600, sum(busy_s) / nullif(sum(held_s), 0)
+           sum(held_s * gpus) / 3600,
+           CASE WHEN bool_or(pricing = 'compute') THEN sum(busy_s) / nullif(sum(held_s), 0) END
     FROM ledger GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     """
     return con.execute(q).fetchall()
