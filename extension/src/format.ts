@@ -368,8 +368,3 @@ export function summaryQuery(scope: { kernel?: string | null; notebook?: string 
   }
   return params.length ? `?${params.join('&')}` : '';
 }
-
-/** Escape `$` (LaTeX in Markdown cells) in text that did not come escaped. */
-export function escapeDollars(md: string): string {
-  return md.replace(/\\?\$/g, m => (m.length === 2 ? m : '\\$'));
-}

@@ -9,7 +9,7 @@ import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/no
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { CommandToolbarButton } from '@jupyterlab/ui-components';
 
-import { escapeDollars, summaryQuery } from './format';
+import { summaryQuery } from './format';
 import { spendIcon } from './icon';
 import { IScope, SummaryModel } from './model';
 import { OperatorPanel } from './panel';
@@ -37,14 +37,14 @@ async function insertSummary(panel: NotebookPanel, model: SummaryModel): Promise
   try {
     md = String(await requestSummary(summaryQuery(scopeOf(panel)), true));
   } catch (e) {
-    md = model.summary.markdown || `hybridnb: the cost summary is unavailable (${e}).`;
+    md = model.summary.markdown || `hybridnb: the cost summary is unavailable (${String(e).replace(/\$/g, '')}).`;
   }
   const notebook = panel.content;
   NotebookActions.insertBelow(notebook);
   NotebookActions.changeCellType(notebook, 'markdown');
   const cell = notebook.activeCell;
   if (cell) {
-    cell.model.sharedModel.setSource(escapeDollars(md));
+    cell.model.sharedModel.setSource(md); // the server escapes dollars (see _markdown.py)
     if (cell instanceof MarkdownCell) {
       cell.rendered = true;
     }

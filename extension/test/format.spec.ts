@@ -1,7 +1,6 @@
 import {
   budgetClass,
   budgetLine,
-  escapeDollars,
   formatCount,
   formatUsd,
   normalize,
@@ -103,11 +102,5 @@ describe('formatting', () => {
     expect(summaryQuery({ kernel: 'a b', notebook: 'dir/x&y.ipynb' })).toBe(
       '?kernel=a%20b&notebook=dir%2Fx%26y.ipynb'
     );
-  });
-
-  it('escapes dollars once', () => {
-    expect(escapeDollars('cost $1 and $$2')).toBe('cost \\$1 and \\$\\$2');
-    expect(escapeDollars('already \\$1')).toBe('already \\$1');
-    expect(escapeDollars(escapeDollars('$x$'))).toBe('\\$x\\$');
   });
 });

@@ -1,11 +1,16 @@
 """The exportable Markdown cost summary the "Insert cost summary" command inserts.
 
-Dollar signs are escaped as ``\\$`` so JupyterLab does not render them as LaTeX,
-and ``|`` inside table cells is escaped so a model name cannot break the table.
+Dollars must not render as LaTeX.  ``\\$`` alone is not enough in JupyterLab:
+the Markdown renderer drops the backslash and MathJax then pairs any two ``$``
+in one text run (jupyterlab/jupyterlab#8645).  So every amount stands alone in
+a table cell as ``\\$``, and amounts inside free text (advice, notes) become
+code spans (`` `$1.20` ``), which no renderer typesets.  ``|`` inside cells is
+escaped so a model name cannot break the table.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -42,21 +47,47 @@ def _row(r: dict[str, Any], label: tuple[str, str, str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+_AMOUNT = re.compile(r"-?\$\s?\d[\d,]*(?:\.\d+)?[KMB]?")
+_DOLLARS = re.compile(_AMOUNT.pattern + r"|\$+")
+_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+
+
+def prose(text: Any) -> str:
+    """Free text for Markdown: amounts (and any other ``$``) as code spans."""
+    s = ("" if text is None else str(text)).replace("\n", " ")
+
+    def plain(part: str) -> str:  # every amount, and any other run of $, as a code span
+        return _DOLLARS.sub(lambda m: f"`{m.group(0)}`", part)
+
+    out, pos = [], 0
+    for m in _CODE.finditer(s):  # leave existing code spans alone
+        out += [plain(s[pos:m.start()]), m.group(0)]
+        pos = m.end()
+    out.append(plain(s[pos:]))
+    return "".join(out)
+
+
+def _code(text: Any) -> str:
+    """A code span (literal everywhere, never LaTeX)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
 def _advice_line(item: Any) -> str:
     if isinstance(item, dict):
         text = item.get("message") or item.get("text") or item.get("title") or item.get("kind")
         kind = item.get("title") or item.get("kind") or item.get("type")
         if kind and text and text != kind:
-            return f"- **{esc(kind)}**: {esc(text)}"
-        return f"- {esc(text or item)}"
-    return f"- {esc(item)}"
+            return f"- **{prose(kind)}**: {prose(text)}"
+        return f"- {prose(text or item)}"
+    return f"- {prose(item)}"
 
 
-def _budget_line(b: dict[str, Any]) -> str:
+def _budget_table(b: dict[str, Any]) -> list[str]:
     if not b or b.get("state") == "none":
-        return f"**Budget:** none set; {usd((b or {}).get('spent_usd', 0.0))} spent in all."
-    return (f"**Budget:** {usd(b['spent_usd'])} of {usd(b['limit_usd'])} spent "
-            f"({_pct(b['fraction'])}), {usd(b['remaining_usd'])} left — {b['state']}.")
+        return ["No budget set."]
+    return ["| budget | spent | left | used | state |", "|--:|--:|--:|--:|---|",
+            f"| {usd(b['limit_usd'])} | {usd(b['spent_usd'])} | {usd(b['remaining_usd'])} "
+            f"| {_pct(b['fraction'])} | {esc(b['state'])} |"]
 
 
 def render(state: dict[str, Any], now: float | None = None) -> str:
@@ -66,12 +97,12 @@ def render(state: dict[str, Any], now: float | None = None) -> str:
     rows = (cur or {}).get("by_model") if cur else state.get("by_model")
     if cur:
         who = cur.get("notebook") or cur.get("kernel") or cur.get("session") or "this notebook"
-        title = f"this notebook (`{esc(who)}`)"
+        title = f"this notebook ({_code(who)})"
     else:
         title = "all kernels"
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(now or state.get("generated_at") or time.time()))
     lines = [f"### hybridnb cost summary — {title}", "",
-             f"_Generated {stamp} from the ledger at `{esc(state.get('home', ''))}`._", ""]
+             f"_Generated {stamp} from the ledger at {_code(state.get('home', ''))}._", ""]
     if not rows:
         lines += ["No model calls recorded yet.", ""]
     else:
@@ -79,13 +110,10 @@ def render(state: dict[str, Any], now: float | None = None) -> str:
         lines += [_row(r, (esc(r.get("route")), esc(r.get("backend")), esc(r.get("model"))))
                   for r in rows]
         lines += [_row(scope, ("**total**", "", "")), ""]
-        lines.append(f"Spent {usd(scope.get('cost_usd'))}; the cache saved {usd(scope.get('saved_usd'))} "
-                     f"over {scope.get('cache_hits', 0):,} hits.")
-        lines.append("")
-    lines.append(_budget_line(state.get("budget") or {}))
+    lines += _budget_table(state.get("budget") or {})
     advice = state.get("advice") or []
     if advice:
-        lines += ["", "**Advice in force:**", *(_advice_line(a) for a in advice)]
+        lines += ["", "**Advice in force:**", "", *(_advice_line(a) for a in advice)]
     if state.get("note"):
-        lines += ["", f"_Note: {esc(state['note'])}_"]
+        lines += ["", f"_Note: {prose(state['note'])}_"]
     return "\n".join(lines) + "\n"

@@ -76,8 +76,10 @@ def scope_filter(kernel: str | None, session: str | None, notebook: str | None):
             parts.append("(session = ? OR contains(session, ?) OR notebook = ?)")
             params += [key, key, key]
     if notebook:
-        parts.append("(notebook = ? OR (notebook <> '' AND ends_with(?, notebook)))")
-        params += [notebook, notebook]
+        # the lab's path is relative to its root; a ledger tag may be absolute, or the reverse
+        parts.append("(notebook = ? OR ends_with(notebook, '/' || ?)"
+                     " OR (notebook <> '' AND ends_with(?, '/' || notebook)))")
+        params += [notebook, notebook, notebook]
     if not parts:
         return None, []
     return "(" + " OR ".join(parts) + ")", params
@@ -189,6 +191,10 @@ def build_state(
     now = time.time() if now is None else now
     state = empty_state(home)
     state["generated_at"] = now
+    where, params = scope_filter(kernel, session, notebook)
+    if where:
+        state["current"] = {**empty_totals(), "today": empty_totals(), "by_model": [],
+                            "kernel": kernel, "session": session, "notebook": notebook}
     live, sealed = ledger_files(home)
     if not live and not sealed:
         state["note"] = f"no ledger yet under {Path(home) / 'ledger'}"
@@ -205,7 +211,6 @@ def build_state(
         state["sessions"] = _sessions(con, running or {})
         state["lanes"] = _lanes(con, now)
         state["recent"] = _recent(con)
-        where, params = scope_filter(kernel, session, notebook)
         if where:
             cur = _totals(con, where, params)
             cur["today"] = _totals(con, f"{where} AND ts >= ?", params + [start_of_today(now)])

@@ -7,6 +7,8 @@ root ``pytest_plugins`` so only this folder pays for them.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("pytest_jupyter")
@@ -28,3 +30,22 @@ def ledger_home(tmp_path, monkeypatch):
 @pytest.fixture
 def jp_server_config(ledger_home):
     return {"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}
+
+
+_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+
+
+def _assert_no_latex(md: str) -> None:
+    """Outside code spans: no bare ``$``, and at most one ``$`` per text run (cell or line)."""
+    for line in md.splitlines():
+        text = _CODE.sub("", line)
+        assert re.search(r"(?<!\\)\$", text) is None, line
+        runs = re.split(r"(?<!\\)\|", text) if line.startswith("|") else [text]
+        for run in runs:
+            assert run.count("$") <= 1, line
+
+
+@pytest.fixture
+def assert_no_latex():
+    """Checks Markdown that JupyterLab must not typeset as LaTeX (jupyterlab#8645)."""
+    return _assert_no_latex
