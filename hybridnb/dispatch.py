@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import backends as _backends
 from . import pricing
 from ._held import HeldClock
+from .backends._vllm_server import poll_metrics
 from ._loop import run_sync
 from ._response import Response, money
 from ._types import Completion, Request, Usage
@@ -127,7 +128,9 @@ class Dispatcher:
         rs = settings.route(route)
         name, simulated = rs.backend, False
         if name == "auto":
-            if rs.base_url or (route == "reason" and rs.api_key):
+            if rs.base_url and route == "local":
+                name = "vllm"  # OpenAI protocol + /metrics and version-aware structured outputs
+            elif rs.base_url or (route == "reason" and rs.api_key):
                 name = "openai"
             else:
                 name, simulated = "embedded", route == "reason"
@@ -292,7 +295,8 @@ class Dispatcher:
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
         try:
-            await asyncio.gather(*tasks)
+            async with poll_metrics(backend, target.route, target.backend_name):
+                await asyncio.gather(*tasks)
         except BaseException:
             for t in tasks:
                 t.cancel()
