@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +17,14 @@ from .._advice import Thresholds, add_capacity, compute_advice
 from ._state import SpendState
 
 _HERE = Path(__file__).parent
+#: attached widgets, stopped at interpreter exit so no poller is left inside DuckDB
+_LIVE: "weakref.WeakSet[SpendWidget]" = weakref.WeakSet()
+
+
+@atexit.register
+def _detach_all() -> None:
+    for w in list(_LIVE):
+        w.detach()
 
 
 def _clean(x: Any) -> Any:
@@ -226,6 +236,7 @@ class SpendWidget(anywidget.AnyWidget):
         self._poller = threading.Thread(target=self._poll, args=(poll_s,), daemon=True,
                                         name="hybridnb-widget")
         self._poller.start()
+        _LIVE.add(self)
         self.live = True
         return self
 
@@ -244,6 +255,10 @@ class SpendWidget(anywidget.AnyWidget):
     def detach(self) -> None:
         """Stop the live feed (the widget keeps its last state)."""
         self._stop.set()
+        _LIVE.discard(self)
+        poller, self._poller = self._poller, None
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=10)  # never leave a thread inside DuckDB at exit
         if self._unsubscribe is not None:
             try:
                 self._unsubscribe()
