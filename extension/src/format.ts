@@ -358,13 +358,19 @@ export function budgetClass(state: BudgetState): string {
 }
 
 /** Query string for the endpoint, scoped to the active notebook when there is one. */
-export function summaryQuery(scope: { kernel?: string | null; notebook?: string | null }): string {
+export function summaryQuery(
+  scope: { kernel?: string | null; notebook?: string | null },
+  fresh = false
+): string {
   const params: string[] = [];
   if (scope.kernel) {
     params.push(`kernel=${encodeURIComponent(scope.kernel)}`);
   }
   if (scope.notebook) {
     params.push(`notebook=${encodeURIComponent(scope.notebook)}`);
+  }
+  if (fresh) {
+    params.push('fresh=1'); // skip the server's throttle (an explicit refresh)
   }
   return params.length ? `?${params.join('&')}` : '';
 }

@@ -49,9 +49,10 @@ export class SummaryModel {
     void this._poll.refresh();
   }
 
-  async refresh(): Promise<void> {
+  /** Fetch now; `fresh` asks the server to skip its throttle (the panel's Refresh button). */
+  async refresh(fresh = false): Promise<void> {
     try {
-      this._summary = normalize(await requestSummary(summaryQuery(this._scope)));
+      this._summary = normalize(await requestSummary(summaryQuery(this._scope, fresh)));
       this._error = '';
     } catch (e) {
       this._error = `hybridnb: summary unavailable (${String((e as Error)?.message ?? e)})`;

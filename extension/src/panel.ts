@@ -67,7 +67,7 @@ export class OperatorPanel extends Widget {
     const insert = h('button', 'jp-mod-styled jp-hybridnb-insert', 'Insert cost summary');
     insert.addEventListener('click', () => void this._commands.execute(this._insert));
     const refresh = h('button', 'jp-mod-styled', 'Refresh');
-    refresh.addEventListener('click', () => void this._model.refresh());
+    refresh.addEventListener('click', () => void this._model.refresh(true));
     head.append(h('div', 'jp-hybridnb-actions', insert, refresh));
 
     const b = s.budget;

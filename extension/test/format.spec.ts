@@ -102,5 +102,6 @@ describe('formatting', () => {
     expect(summaryQuery({ kernel: 'a b', notebook: 'dir/x&y.ipynb' })).toBe(
       '?kernel=a%20b&notebook=dir%2Fx%26y.ipynb'
     );
+    expect(summaryQuery({ kernel: 'k' }, true)).toBe('?kernel=k&fresh=1');
   });
 });

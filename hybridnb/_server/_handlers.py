@@ -21,9 +21,12 @@ from jupyter_server.utils import url_path_join
 
 from . import _markdown, _summary
 
-#: seconds an identical request over an unchanged ledger is served from memory
-CACHE_TTL_S = 2.0
-_cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+#: an unchanged ledger is re-read at most this often (the "today" and lane windows drift)
+IDLE_TTL_S = 30.0
+#: a changing ledger is re-read at most every max(BUSY_MIN_S, BUSY_FACTOR x last build time),
+#: so a poll over a million-row ledger cannot keep a core busy
+BUSY_MIN_S, BUSY_FACTOR = 2.0, 5.0
+_cache: dict[tuple, tuple[float, float, tuple, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -43,33 +46,49 @@ def _settings(root_dir: str | None):
         return Path(home).expanduser(), None, 0.8, f"settings unreadable: {e}"
 
 
-def _advice(home: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The operator view's advice over the ledger (``hybridnb._advice``), else [].
+def _ledger_advice(home: Path) -> list[Any]:
+    """The operator view's ledger rules (``hybridnb._advice``) as JSON-able dicts."""
+    mod = importlib.import_module("hybridnb._advice")
+    from ..ledger import connect
+
+    con = connect(home)
+    try:
+        items = mod.compute_advice(con, lanes=())
+    finally:
+        con.close()
+    out = []
+    for it in items or []:
+        it = asdict(it) if is_dataclass(it) else it
+        out.append(it if isinstance(it, (dict, str)) else str(it))
+    return json.loads(json.dumps(out, default=str))
+
+
+#: advice is recomputed at most every max(ADVICE_MIN_S, 10 x its last duration) per home
+ADVICE_MIN_S = 10.0
+_advice_cache: dict[str, tuple[float, float, list[Any]]] = {}
+
+
+def _advice(home: Path, state: dict[str, Any], fresh: bool = False) -> list[Any]:
+    """Advice over the ledger (throttled: it scans every row), or [] if unavailable.
 
     Live queue lanes live in each kernel's process, so here only the ledger
     rules apply (idle capacity, move the work, don't reason twice).
     """
     if not state["totals"]["calls"] and not state["totals"]["cache_hits"]:
         return []
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _advice_cache.get(str(home))
+    if hit and not fresh and now - hit[0] < max(ADVICE_MIN_S, 10 * hit[1]):
+        return hit[2]
     try:
-        mod = importlib.import_module("hybridnb._advice")
-        from ..ledger import connect
-    except Exception:
-        return []
-    try:
-        con = connect(home)
-        try:
-            items = mod.compute_advice(con, lanes=())
-        finally:
-            con.close()
-        out = []
-        for it in items or []:
-            it = asdict(it) if is_dataclass(it) else it
-            out.append(it if isinstance(it, (dict, str)) else str(it))
-        return json.loads(json.dumps(out, default=str))
+        items = _ledger_advice(home)
     except Exception as e:  # advice is a bonus; never break the summary for it
         state["advice_error"] = f"{type(e).__name__}: {e}"
-        return []
+        items = []
+    with _cache_lock:
+        _advice_cache[str(home)] = (now, time.monotonic() - now, items)
+    return items
 
 
 def _signature(home: Path) -> tuple:
@@ -80,33 +99,37 @@ def _signature(home: Path) -> tuple:
         return ()
 
 
+def _fresh(entry, signature: tuple, now: float) -> bool:
+    at, took, sig, _ = entry
+    if sig == signature:
+        return now - at < IDLE_TTL_S
+    return now - at < max(BUSY_MIN_S, BUSY_FACTOR * took)
+
+
 def compute(home: Path, budget: float | None, warn: float, note: str, scope: dict[str, str | None],
-            running: dict[str, str]) -> dict[str, Any]:
-    """Build the state (cached briefly); any ledger failure becomes an empty state + note."""
-    key = (str(home), budget, warn, tuple(sorted(scope.items())), tuple(sorted(running.items())),
-           _signature(home))
-    now = time.time()
+            running: dict[str, str], fresh: bool = False) -> dict[str, Any]:
+    """Build the state (throttled per scope unless ``fresh``); a ledger failure gives an empty state + note."""
+    key = (str(home), budget, warn, note, tuple(sorted(scope.items())), tuple(sorted(running.items())))
+    signature = _signature(home)
+    now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)
-        if hit and now - hit[0] < CACHE_TTL_S:
-            return hit[1]
-    state = None
-    for attempt in range(2):  # a live file sealed into Parquet between listing and reading
-        try:
-            state = _summary.build_state(home, budget_usd=budget, warn_fraction=warn,
-                                         running=running, **scope)
-            break
-        except Exception as e:
-            state = _summary.empty_state(home, f"ledger unreadable: {type(e).__name__}: {e}")
-            state["budget"] = _summary.budget_state(0.0, budget, warn)
+    if hit and not fresh and _fresh(hit, signature, now):
+        return hit[3]
+    try:
+        state = _summary.build_state(home, budget_usd=budget, warn_fraction=warn,
+                                     running=running, **scope)
+    except Exception as e:  # e.g. a live file sealed into Parquet between listing and reading
+        state = _summary.empty_state(home, f"ledger unreadable: {type(e).__name__}: {e}")
+        state["budget"] = _summary.budget_state(0.0, budget, warn)
     if note:
         state["note"] = "; ".join(x for x in (state["note"], note) if x)
-    state["advice"] = _advice(home, state)
+    state["advice"] = _advice(home, state, fresh)
     state["markdown"] = _markdown.render(state)
     with _cache_lock:
         if len(_cache) > 64:
             _cache.clear()
-        _cache[key] = (now, state)
+        _cache[key] = (now, time.monotonic() - now, signature, state)
     return state
 
 
@@ -125,14 +148,15 @@ class _Base(APIHandler):
             pass
         return out
 
-    async def _state(self) -> dict[str, Any]:
+    async def _state(self, fresh: bool = False) -> dict[str, Any]:
+        fresh = fresh or self.get_argument("fresh", "") not in ("", "0", "false")
         scope = {k: (self.get_argument(k, "") or None) for k in ("kernel", "session", "notebook")}
         home = self.settings.get("hybridnb_home")
         s_home, budget, warn, note = _settings(self.settings.get("server_root_dir"))
         home = Path(home) if home else s_home
         running = await self._running()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, compute, home, budget, warn, note, scope, running)
+        return await loop.run_in_executor(None, compute, home, budget, warn, note, scope, running, fresh)
 
 
 class SummaryHandler(_Base):
@@ -146,7 +170,7 @@ class SummaryHandler(_Base):
 class SummaryMarkdownHandler(_Base):
     @tornado.web.authenticated
     async def get(self):
-        state = await self._state()
+        state = await self._state(fresh=True)  # an explicit export: never a throttled copy
         self.set_header("Cache-Control", "no-store")
         self.finish(state["markdown"], set_content_type="text/markdown; charset=utf-8")
 

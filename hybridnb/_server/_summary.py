@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def _clean(v: Any) -> Any:
         return v if math.isfinite(v) else None
     if isinstance(v, (str, int, bool)) or v is None:
         return v
+    if isinstance(v, Decimal):  # a Parquet segment written with DECIMAL columns
+        return _clean(float(v))
     if hasattr(v, "item"):
         return _clean(v.item())
     return str(v)

@@ -27,6 +27,15 @@ def ledger_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def unthrottled(monkeypatch):
+    """Every poll re-reads a changed ledger (the throttle has its own test)."""
+    from hybridnb._server import _handlers
+
+    monkeypatch.setattr(_handlers, "BUSY_MIN_S", 0.0)
+    monkeypatch.setattr(_handlers, "BUSY_FACTOR", 0.0)
+
+
 @pytest.fixture
 def jp_server_config(ledger_home):
     return {"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}

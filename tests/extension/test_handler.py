@@ -175,3 +175,17 @@ async def test_advice_comes_from_the_ledger(jp_fetch, ledger_home):
     kinds = {a["kind"] for a in s["advice"]}
     assert "dont_reason_twice" in kinds, s.get("advice_error")
     assert "**Advice in force:**" in s["markdown"]
+
+
+async def test_polls_over_a_changing_ledger_are_throttled(jp_fetch, ledger_home, monkeypatch):
+    from hybridnb._server import _handlers
+
+    monkeypatch.setattr(_handlers, "BUSY_MIN_S", 3600.0)
+    _write(ledger_home, "s1", [_rec(cost=1.0)])
+    assert (await _get(jp_fetch))["totals"]["cost_usd"] == pytest.approx(1.0)
+    _write(ledger_home, "s2", [_rec(cost=2.0)])
+    assert (await _get(jp_fetch))["totals"]["cost_usd"] == pytest.approx(1.0)  # throttled copy
+    assert (await _get(jp_fetch, fresh="1"))["totals"]["cost_usd"] == pytest.approx(3.0)
+    _write(ledger_home, "s3", [_rec(cost=4.0)])
+    r = await jp_fetch("hybridnb", "summary.md")  # the export is never a stale copy
+    assert "\\$7.0000" in r.body.decode()
