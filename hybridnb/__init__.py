@@ -35,6 +35,10 @@ def load_ipython_extension(ipython) -> None:
 
     magics = HybridnbMagics(shell=ipython)
     ipython.register_magics(magics)
+    if magics.show_widget:
+        from IPython.display import display
+
+        display(widget())
 
 
 def unload_ipython_extension(ipython) -> None:

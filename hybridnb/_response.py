@@ -70,7 +70,9 @@ class Response:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         body = self.text if self.error is None else f"**{type(self.error).__name__}**: {self.error}"
-        foot = self.footer().replace("$", r"\$")
+        from .report import prose_md
+
+        foot = prose_md(self.footer())
         md = f"{body}\n\n<sub>{foot}</sub>"
         return {"text/markdown": md, "text/plain": f"{self.text}\n-- {self.footer()}"}
 

@@ -59,15 +59,19 @@ class Summary:
                 f"| {r['route']} | {r['backend']} | {model} | {r['calls']} | {r['cache_hits']} | "
                 f"{r['input_tokens']:,}/{r['output_tokens']:,} | {cost} | {money(r['saved_usd'])} | "
                 f"{r['gpu_hours']:.4f} |")
+        return "\n".join(lines)
+
+    def total_line(self) -> str:
         real = self.total_usd - self.simulated_usd
-        lines.append("")
-        lines.append(f"**Total {money(self.total_usd)}** ({money(real)} billed, {money(self.simulated_usd)} "
-                     f"simulated) · {self.calls} calls · {self.cache_hits} cache hits saved "
-                     f"{money(self.saved_usd)} · {self.budget_line()}")
-        return "\n".join(lines).replace("$", r"\$")
+        return (f"Total {money(self.total_usd)} ({money(real)} billed, {money(self.simulated_usd)} simulated) · "
+                f"{self.calls} calls · {self.cache_hits} cache hits saved {money(self.saved_usd)} · "
+                f"{self.budget_line()}")
 
     def _repr_markdown_(self) -> str:
-        return self.to_markdown()
+        from .report import prose_md
+
+        table = self.to_markdown().replace("$", r"\$")  # one amount per table cell: safe from MathJax
+        return f"{table}\n\n{prose_md(self.total_line())}"
 
     def __str__(self) -> str:
-        return self.to_markdown().replace(r"\$", "$")
+        return f"{self.to_markdown()}\n\n{self.total_line()}"
