@@ -30,9 +30,10 @@ _SUMS = """
     coalesce(sum(cost_usd), 0)                  AS cost_usd,
     coalesce(sum(saved_usd), 0)                 AS saved_usd,
     coalesce(sum(held_s * gpus), 0) / 3600.0    AS gpu_hours,
-    coalesce(sum(held_s), 0)                    AS held_s,
-    coalesce(sum(busy_s), 0)                    AS busy_s
+    coalesce(sum(held_s) FILTER (WHERE pricing = 'compute'), 0) AS held_s,
+    coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s
 """
+#: held/busy seconds count compute-priced rows only: utilisation means nothing for a token API
 _NUMERIC = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens",
             "cost_usd", "saved_usd", "gpu_hours", "held_s", "busy_s")
 _RECENT_COLS = ("ts", "route", "backend", "model", "status", "input_tokens", "output_tokens",
@@ -95,9 +96,10 @@ def _totals(con, where: str = "", params: list | None = None) -> dict[str, Any]:
 
 
 def _breakdown(con, where: str = "", params: list | None = None) -> list[dict[str, Any]]:
-    from ..ledger import SUMMARY_SQL
-
-    sql = SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")
+    sql = f"""SELECT route, backend, model, {_SUMS}, bool_or(simulated) AS simulated,
+                     bool_or(unpriced) AS unpriced, any_value(reference_model) AS reference_model
+              FROM ledger {'WHERE ' + where if where else ''}
+              GROUP BY ALL ORDER BY cost_usd DESC, route, backend, model"""
     return [_with_derived(r) for r in _rows(con, sql, params)]
 
 
@@ -134,7 +136,8 @@ def _lanes(con, now: float) -> list[dict[str, Any]]:
                  count(*) FILTER (WHERE status = 'cached') AS cache_hits,
                  quantile_cont(latency_s, 0.5) FILTER (WHERE status <> 'cached') AS latency_p50_s,
                  quantile_cont(latency_s, 0.95) FILTER (WHERE status <> 'cached') AS latency_p95_s,
-                 coalesce(sum(held_s), 0) AS held_s, coalesce(sum(busy_s), 0) AS busy_s,
+                 coalesce(sum(held_s) FILTER (WHERE pricing = 'compute'), 0) AS held_s,
+                 coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s,
                  max(ts) AS last_ts
               FROM ledger WHERE ts >= ? GROUP BY route, backend ORDER BY route, backend"""
     rows = _rows(con, sql, [now - LANE_WINDOW_S])

@@ -62,7 +62,7 @@ async def test_missing_ledger_gives_empty_valid_state(jp_fetch, ledger_home):
 async def test_totals_match_a_direct_duckdb_query(jp_fetch, ledger_home):
     now = time.time()
     _write(ledger_home, f"kernel-{KERNEL_A}", [
-        _rec(cost=0.012, ts=now - 5),
+        _rec(cost=0.012, ts=now - 5, held_s=2.0, busy_s=2.0),  # a token call: not utilisation
         _rec(cost=0.0, status="cached", saved_usd=0.012, ts=now - 4),
         _rec(route="local", backend="vllm", model="smol", cost=0.003, pricing="compute",
              held_s=30.0, busy_s=12.0, gpus=1.0, ts=now - 3),
@@ -89,6 +89,7 @@ async def test_totals_match_a_direct_duckdb_query(jp_fetch, ledger_home):
     assert routes["local"]["cost_usd"] == pytest.approx(0.003)
     assert routes["local"]["gpu_hours"] == pytest.approx(30.0 / 3600)
     assert routes["reason"]["calls"] == 3
+    assert routes["reason"]["utilisation"] is None  # a token API has no utilisation
     assert {(r["route"], r["backend"]) for r in s["by_backend"]} == {("reason", "openai"), ("local", "vllm")}
     assert [r["ts"] for r in s["recent"]] == sorted((r["ts"] for r in s["recent"]), reverse=True)
     assert len(s["recent"]) == 5
