@@ -177,7 +177,7 @@ def test_estimate_names_both_routes_and_budget_refuses_before_sending(both_route
     assert both_routes.log == []
     out = capsys.readouterr().out
     assert "on %%reason (openai · gpt-4o-mini · priced by tokens) this batch would cost ~$" in out
-    assert "on %%local (openai · test-local-model · priced by compute) all 50 would cost ~$" in out
+    assert "test-local-model · priced by compute) all 50 would cost ~$" in out  # backend: openai or vllm
     forced = hmap(df.head(2), "Label: {text}", route="reason", progress=False, force=True)
     assert forced["error"].null_count() == 2 and len(both_routes.log) == 2
 
