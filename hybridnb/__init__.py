@@ -8,7 +8,8 @@ operator signals.
 
 from __future__ import annotations
 
-from . import charts, ledger
+from . import ledger
+from ._server import _jupyter_labextension_paths, _jupyter_server_extension_points
 from ._api import local, reason, summary
 from .batch import map
 from .report import export_ledger, report
@@ -20,6 +21,15 @@ from .dispatch import get_dispatcher
 from .errors import HybridnbError
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # charts pulls in altair (~seconds): load it on first use, not at Jupyter server start
+    if name == "charts":
+        import importlib
+
+        return importlib.import_module(".charts", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def widget(**kwargs):
