@@ -1,0 +1,115 @@
+"""The generator's specification: categories with shares, and loading a custom shares file."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CorpusError
+from . import _vocab
+
+SHARE_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Category:
+    """One CTO-priority category of the generator."""
+
+    id: str
+    name: str
+    share: float
+    drift: float
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the generator draws from: categories, multi-topic and noise rates."""
+
+    categories: tuple[Category, ...]
+    multi_topic: float = 0.25
+    cost_secondary: float = 0.4
+    noise_scale: float = 1.0
+    source: str = "default"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.categories]
+
+
+def default_spec() -> Spec:
+    """The default shares: risk/security and complexity lead, cost is a frequent secondary."""
+    cats = tuple(Category(cid, name, share, drift, tuple(words.split()))
+                 for cid, (name, share, drift, words) in _vocab.CATEGORIES.items())
+    return Spec(cats)
+
+
+def load_spec(shares: "str | Path | dict | Spec | None") -> Spec:
+    """Resolve ``shares`` (None, a TOML/JSON path, a dict or a Spec) into a validated Spec."""
+    if shares is None:
+        return default_spec()
+    if isinstance(shares, Spec):
+        return shares
+    if isinstance(shares, dict):
+        return _from_dict(shares, "dict")
+    return _from_dict(_read_file(Path(shares)), str(shares))
+
+
+def _read_file(path: Path) -> dict:
+    if not path.is_file():
+        raise CorpusError(f"shares file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise CorpusError(f"shares file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+
+
+def _from_dict(data: dict, source: str) -> Spec:
+    if not isinstance(data, dict):
+        raise CorpusError(f"shares in {source} must be a table/object")
+    defs = data.get("categories", {}) or {}
+    shares = data.get("shares")
+    if shares is None:  # shares given inside each category table
+        shares = {k: v.get("share") for k, v in defs.items() if isinstance(v, dict)}
+    if not isinstance(shares, dict) or len(shares) < 2:
+        raise CorpusError(f"shares in {source} must name at least 2 categories, got {len(shares or {})}")
+    cats = tuple(_category(cid, share, defs.get(cid, {}), source) for cid, share in shares.items())
+    total = sum(c.share for c in cats)
+    if not math.isclose(total, 1.0, abs_tol=SHARE_TOLERANCE):
+        raise CorpusError(f"shares in {source} sum to {total:.4f}, not 1 (tolerance {SHARE_TOLERANCE})")
+    multi = _rate(data, "multi_topic", 0.25, source)
+    cost2 = _rate(data, "cost_secondary", 0.4, source)
+    noise = float(data.get("noise_scale", 1.0))
+    if not 0 <= noise <= 1.6:
+        raise CorpusError(f"noise_scale in {source} must be within [0, 1.6], got {noise}")
+    return Spec(cats, multi, cost2, noise, source)
+
+
+def _rate(data: dict, key: str, default: float, source: str) -> float:
+    value = data.get(key, default)
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CorpusError(f"{key} in {source} must be a number within [0, 1], got {value!r}")
+    return float(value)
+
+
+def _category(cid: str, share, definition: dict, source: str) -> Category:
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or share < 0:
+        raise CorpusError(f"share of {cid!r} in {source} must be a number >= 0, got {share!r}")
+    known = _vocab.CATEGORIES.get(cid)
+    words = definition.get("words", known[3] if known else None)
+    if words is None:
+        raise CorpusError(f"category {cid!r} in {source} is not a built-in one and has no `words`")
+    if isinstance(words, str):
+        words = words.split()
+    if len(words) < 5:
+        raise CorpusError(f"category {cid!r} in {source} needs at least 5 words, got {len(words)}")
+    name = definition.get("name", known[0] if known else cid.replace("_", " ").title())
+    drift = float(definition.get("drift", known[2] if known else 0.0))
+    return Category(cid, str(name), float(share), drift, tuple(str(w) for w in words))
