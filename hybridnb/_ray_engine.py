@@ -100,20 +100,7 @@ def run(d, requests: list[Request], target, *, cache: bool, force: bool,
     home = target.settings.home
     store = d.cache(home) if cache else None
     keys = [cache_key(target.route, target.backend_name, target.endpoint, r) for r in requests]
-    hits = store.get_many(list(set(keys))) if store else {}
-    groups: dict[str, list[int]] = {}
-    hit_records = []
-    for i, k in enumerate(keys):
-        if k in hits:
-            resp, rec = d._from_cache(requests[i], target, hits[k])
-            hit_records.append(rec)
-            on_result(i, resp)
-        else:
-            groups.setdefault(k, []).append(i)
-    if hit_records:
-        d.writer(home).extend(hit_records)
-        d._emit(hit_records)
-    todo = list(groups.values())
+    todo = d.serve_cached(requests, keys, target, store, on_result)
     if not todo:
         return
     if not force:

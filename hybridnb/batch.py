@@ -39,6 +39,7 @@ from ._types import Request
 from .cache import cache_key
 from .dispatch import get_dispatcher
 from .errors import BudgetExceeded, HybridnbError, InvalidAnswer, TemplateError
+from ._options import check_choices, load_schema
 
 OUTPUT_COLUMNS = ("answer", "input_tokens", "output_tokens", "cost_usd", "cached", "error")
 ENGINES = ("local", "ray")
@@ -335,8 +336,8 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
         raise HybridnbError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
     if concurrency is not None and concurrency < 1:
         raise HybridnbError("concurrency must be at least 1")
-    choices = _check_choices(choices)
-    schema = _load_schema(json_schema)
+    choices = check_choices(choices)
+    schema = load_schema(json_schema)
     frame = _batch_data.load(data, con, name)
     tmpl, used, consts = prepare_template(template, frame.columns, columns, variables)
     n = len(frame)
@@ -436,46 +437,16 @@ def _assemble(frame, res: _Results, prefix, choices, schema, keep, say):
     return frame.with_columns(cols, keep)
 
 
-def _check_choices(choices) -> list[str] | None:
-    if choices is None:
-        return None
-    if isinstance(choices, str):
-        choices = [c.strip() for c in choices.split(",")]
-    out = [str(c) for c in choices if str(c).strip()]
-    if len(out) < 2:
-        raise HybridnbError("choices needs at least two labels")
-    if len(set(out)) != len(out):
-        raise HybridnbError("choices has duplicate labels")
-    return out
-
-
-def _load_schema(schema) -> dict | None:
-    if schema is None or isinstance(schema, Mapping):
-        return dict(schema) if schema is not None else None
-    p = Path(schema).expanduser()
-    try:
-        value = _json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise HybridnbError(f"json_schema: cannot read {p}: {e.strerror}") from None
-    except ValueError as e:
-        raise HybridnbError(f"json_schema: {p} is not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise HybridnbError(f"json_schema: {p} must hold a JSON object")
-    return value
-
-
 # ---- the magic ----------------------------------------------------------------
 def magic_batch(shell, route: str, args, cell: str):
     """``%%local --over DATA [--col C] [-o NAME] …``: one call per row of DATA."""
     from IPython.core.error import UsageError
 
-    from .magics import _load_schema as load_schema, _parse_choices
-
     ns = shell.user_ns
     data, con = _resolve_over(args.over, ns)
-    choices = _parse_choices(args.choices) if args.choices else None
-    schema = load_schema(args.json_schema) if args.json_schema else None
     try:
+        choices = check_choices(args.choices) if args.choices else None
+        schema = load_schema(args.json_schema) if args.json_schema else None
         result = run_batch(
             data, cell, route, choices=choices, json_schema=schema, model=args.model, system=args.system,
             max_tokens=args.max_tokens, temperature=args.temperature, concurrency=args.concurrency,

@@ -228,6 +228,18 @@ class Dispatcher:
             if on_result is not None:
                 on_result(i, resp)
 
+        todo = self.serve_cached(requests, keys, target, store, deliver)
+        if not todo:
+            return results  # type: ignore[return-value]
+        if not force:
+            self.check_budget(self.estimate([requests[g[0]] for g in todo], target), target.settings)
+        await self._send(requests, todo, keys, target, store, deliver, force)
+        self._maybe_warn(target.settings)
+        return results  # type: ignore[return-value]
+
+    def serve_cached(self, requests, keys, target: Target, store, deliver) -> list[list[int]]:
+        """Deliver what the cache knows (ledgered as hits); return the rest grouped by
+        key, so identical prompts are sent once: ``[[first, duplicate, ...], ...]``."""
         hits = store.get_many(list(set(keys))) if store else {}
         groups: dict[str, list[int]] = {}
         hit_records = []
@@ -239,16 +251,9 @@ class Dispatcher:
             else:
                 groups.setdefault(k, []).append(i)
         if hit_records:
-            self.writer(home).extend(hit_records)
+            self.writer(target.settings.home).extend(hit_records)
             self._emit(hit_records)
-        todo = [idx for idx in groups.values()]
-        if not todo:
-            return results  # type: ignore[return-value]
-        if not force:
-            self.check_budget(self.estimate([requests[g[0]] for g in todo], target), target.settings)
-        await self._send(requests, todo, keys, target, store, deliver, force)
-        self._maybe_warn(target.settings)
-        return results  # type: ignore[return-value]
+        return list(groups.values())
 
     async def _send(self, requests, todo, keys, target: Target, store, deliver, force) -> None:
         lane = (target.route, target.backend_name)

@@ -221,21 +221,25 @@ def read(home: Path | str, where: str | None = None):
         con.close()
 
 
+#: the standard per-group sums over ledger rows (held/busy count compute-priced rows only:
+#: utilisation means nothing for a token API)
+AGGREGATES = """
+       count(*) FILTER (WHERE status <> 'cached')                 AS calls,
+       count(*) FILTER (WHERE status = 'cached')                  AS cache_hits,
+       count(*) FILTER (WHERE status = 'error')                   AS errors,
+       coalesce(sum(input_tokens), 0)                             AS input_tokens,
+       coalesce(sum(output_tokens), 0)                            AS output_tokens,
+       coalesce(sum(cost_usd), 0)                                 AS cost_usd,
+       coalesce(sum(saved_usd), 0)                                AS saved_usd,
+       coalesce(sum(held_s * gpus), 0) / 3600.0                   AS gpu_hours,
+       coalesce(sum(held_s) FILTER (WHERE pricing = 'compute'), 0) AS held_s,
+       coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s"""
+
 SUMMARY_SQL = """
-SELECT route, backend, model,
-       count(*) FILTER (WHERE status <> 'cached')             AS calls,
-       count(*) FILTER (WHERE status = 'cached')              AS cache_hits,
-       count(*) FILTER (WHERE status = 'error')               AS errors,
-       coalesce(sum(input_tokens), 0)                         AS input_tokens,
-       coalesce(sum(output_tokens), 0)                        AS output_tokens,
-       coalesce(sum(cost_usd), 0)                             AS cost_usd,
-       coalesce(sum(saved_usd), 0)                            AS saved_usd,
-       coalesce(sum(held_s * gpus), 0) / 3600.0               AS gpu_hours,
-       coalesce(sum(held_s), 0)                               AS held_s,
-       coalesce(sum(busy_s), 0)                               AS busy_s,
-       bool_or(simulated)                                     AS simulated,
-       bool_or(unpriced)                                      AS unpriced,
-       any_value(reference_model)                             AS reference_model
+SELECT route, backend, model, """ + AGGREGATES + """,
+       bool_or(simulated)                                         AS simulated,
+       bool_or(unpriced)                                          AS unpriced,
+       any_value(reference_model)                                 AS reference_model
 FROM ledger {where}
 GROUP BY ALL
 ORDER BY cost_usd DESC, route, backend, model

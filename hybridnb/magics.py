@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -13,6 +12,7 @@ from IPython.display import display
 from traitlets import Bool, Float, Unicode, observe
 
 from . import _api, config
+from ._options import check_choices, load_schema
 from ._template import render
 from .errors import HybridnbError
 
@@ -92,8 +92,8 @@ class HybridnbMagics(Magics):
             return magic_batch(self.shell, route, args, cell)
         try:
             prompt = render(cell.strip(), self.shell.user_ns)
-            schema = _load_schema(args.json_schema) if args.json_schema else None
-            choices = _parse_choices(args.choices) if args.choices else None
+            schema = load_schema(args.json_schema) if args.json_schema else None
+            choices = check_choices(args.choices) if args.choices else None
             resp = _api.call(
                 route, prompt, model=args.model, system=args.system, max_tokens=args.max_tokens,
                 temperature=args.temperature, choices=choices, json_schema=schema,
@@ -231,25 +231,3 @@ def _show(resp) -> None:
 
     meta = cell_usage([resp.record]) if resp.record is not None else {}
     display(resp, metadata=meta)
-
-
-def _parse_choices(text: str) -> list[str]:
-    choices = [c.strip() for c in text.split(",") if c.strip()]
-    if len(choices) < 2:
-        raise UsageError("--choices needs at least two comma-separated labels")
-    if len(set(choices)) != len(choices):
-        raise UsageError("--choices has duplicate labels")
-    return choices
-
-
-def _load_schema(path: str) -> dict:
-    p = Path(path).expanduser()
-    try:
-        schema = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UsageError(f"--json-schema: cannot read {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"--json-schema: {path} is not valid JSON: {e}") from None
-    if not isinstance(schema, dict):
-        raise UsageError(f"--json-schema: {path} must hold a JSON object")
-    return schema

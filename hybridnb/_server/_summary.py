@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..ledger import AGGREGATES
+
 #: schema version of the JSON the front end reads
 VERSION = 1
 #: recent calls returned to the panel
@@ -21,19 +23,7 @@ RECENT = 20
 #: window (seconds) for the per-lane rate and latency figures
 LANE_WINDOW_S = 300.0
 
-_SUMS = """
-    count(*) FILTER (WHERE status <> 'cached')  AS calls,
-    count(*) FILTER (WHERE status = 'cached')   AS cache_hits,
-    count(*) FILTER (WHERE status = 'error')    AS errors,
-    coalesce(sum(input_tokens), 0)              AS input_tokens,
-    coalesce(sum(output_tokens), 0)             AS output_tokens,
-    coalesce(sum(cost_usd), 0)                  AS cost_usd,
-    coalesce(sum(saved_usd), 0)                 AS saved_usd,
-    coalesce(sum(held_s * gpus), 0) / 3600.0    AS gpu_hours,
-    coalesce(sum(held_s) FILTER (WHERE pricing = 'compute'), 0) AS held_s,
-    coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s
-"""
-#: held/busy seconds count compute-priced rows only: utilisation means nothing for a token API
+_SUMS = AGGREGATES
 _NUMERIC = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens",
             "cost_usd", "saved_usd", "gpu_hours", "held_s", "busy_s")
 _RECENT_COLS = ("ts", "route", "backend", "model", "status", "input_tokens", "output_tokens",

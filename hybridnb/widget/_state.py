@@ -11,28 +11,19 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..ledger import connect
+from ..ledger import AGGREGATES, connect
 
 #: calls kept in "last calls"
 RECENT = 8
 #: points kept in the spend-over-time series
 SERIES_POINTS = 120
 
-GROUP_SQL = """
-SELECT route, backend, model,
-       count(*) FILTER (WHERE status <> 'cached') AS calls,
-       count(*) FILTER (WHERE status = 'cached')  AS cache_hits,
-       count(*) FILTER (WHERE status = 'error')   AS errors,
-       coalesce(sum(input_tokens), 0)  AS input_tokens,
-       coalesce(sum(output_tokens), 0) AS output_tokens,
-       coalesce(sum(cost_usd), 0)      AS cost_usd,
-       coalesce(sum(saved_usd), 0)     AS saved_usd,
-       coalesce(sum(held_s), 0)        AS held_s,
-       coalesce(sum(busy_s), 0)        AS busy_s,
-       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,
-       coalesce(bool_or(pricing = 'compute'), false) AS compute
-FROM ledger {where} GROUP BY ALL
-"""
+GROUP_SQL = (
+    "SELECT route, backend, model, " + AGGREGATES + ",\n"
+    "       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,\n"
+    "       coalesce(bool_or(pricing = 'compute'), false) AS compute\n"
+    "FROM ledger {where} GROUP BY ALL"
+)
 
 RECENT_SQL = """
 SELECT ts, route, backend, model, status, input_tokens, output_tokens, cost_usd,
