@@ -24,10 +24,10 @@ def stage_validate(wf) -> int:
     for i, t in enumerate(texts):
         # ties (e.g. no keyword at all) are broken by how common a category is
         order = sorted(range(len(names)), key=lambda j: (-score[i, j], -prior.get(names[j], 0)))
-        top = [names[j] for j in order[:3]]
+        ranked = [names[j] for j in order]
         prompt = (f"Transcript segment: \"{t}\"\nWhich CTO priority is this segment mainly about? "
-                  f"Options: {'; '.join(sorted(names))}.")
-        decisions.append(Decision(f"seg:{wf.segment_id(idx[i])}", prompt, sorted(names), top[0]))
+                  f"Options, most likely first: {'; '.join(ranked)}.")
+        decisions.append(Decision(f"seg:{wf.segment_id(idx[i])}", prompt, ranked, ranked[0]))
     answers = decide(wf.con, "validate", decisions, wf.opts.trust, template="validate")
     labels = np.array([answers[d.key] for d in decisions])
     by = dict(_store.frame(wf.con, "SELECT key, decided_by FROM reason_calls WHERE step = 'validate'")

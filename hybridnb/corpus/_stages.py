@@ -11,6 +11,7 @@ from ..errors import CorpusError
 from . import _labels, _store, _taxonomy
 from ._embed import embed, load_embedder
 from ._generate import generate
+from ._iterate import taxonomy_v2
 from ._reasoning import Decision, decide
 from ._topics import fit_topics
 
@@ -106,6 +107,8 @@ def stage_rounds(wf) -> int:
     emb = wf.embeddings()[idx]
     X = _labels.Featurizer().fit(texts).transform(texts, emb)
     v1 = wf.taxonomy(1)
+    wf.con.execute("DELETE FROM labels WHERE split = 'train'")
+    wf.con.execute("DELETE FROM results WHERE name LIKE 'agreement_round_%'")
     seeds = np.array(_labels.keyword_seeds(texts, {k: v["keywords"] for k, v in v1.categories.items()}),
                      dtype=object)
     if len(set(seeds[seeds != None])) < 2:  # noqa: E711
@@ -114,7 +117,8 @@ def stage_rounds(wf) -> int:
     res = _labels.cross_fit(X, np.where(seeds == None, "", seeds).astype(str), seeds != None)  # noqa: E711
     labels = _review(wf, 1, idx, texts, res, fixed)
     wf.save_labels(idx, 1, 1, labels, res, fixed, "train")
-    v2, mapping = _taxonomy.taxonomy_v2(wf.con, v1, _shares(labels), _centroids(labels, emb), wf.opts.trust)
+    topic_of = wf.assignments()[idx]
+    v2, mapping = taxonomy_v2(wf.con, v1, labels, texts, topic_of, _centroids(labels, emb), wf.opts.trust)
     wf.save_taxonomy(v2)
     prev, rounds = np.array([mapping[x] for x in labels]), 1
     fixed = {i: mapping[v] for i, v in fixed.items()}
@@ -150,11 +154,6 @@ def _review(wf, r: int, idx, texts, res, fixed: dict[int, str]) -> np.ndarray:
     for i, v in fixed.items():
         labels[i] = v if v in set(res.classes) else labels[i]
     return labels.astype(str)
-
-
-def _shares(labels: np.ndarray) -> dict[str, float]:
-    names, counts = np.unique(labels, return_counts=True)
-    return {str(k): c / len(labels) for k, c in zip(names, counts)}
 
 
 def _centroids(labels: np.ndarray, emb: np.ndarray) -> dict[str, np.ndarray]:

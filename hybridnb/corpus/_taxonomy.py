@@ -17,7 +17,7 @@ import polars as pl
 from ._reasoning import Decision, decide
 from ._spec import Spec
 
-OFF_TOPIC = "Off-topic (logistics & banter)"
+OFF_TOPIC = "Off-topic: logistics, banter, ASR noise"
 UNCLEAR = "Mixed / unclear"
 # near-synonyms and decoys an analyst's codebook would hold (seed words)
 EXTRA_CODEBOOK = {
@@ -27,10 +27,8 @@ EXTRA_CODEBOOK = {
     "Customer experience": "customers journeys satisfaction loyalty",
     "Edge & IoT": "edge devices sensors iot",
     "Quantum computing": "quantum qubits cryptography research",
-    OFF_TOPIC: "hear slides coffee break thanks applause welcome session",
+    OFF_TOPIC: "hear slides coffee break thanks applause welcome session umm uhh soo",
 }
-MERGE_COSINE = 0.80  # label-centroid cosine above which two categories are one concern
-MIN_SHARE = 0.01  # categories below this share of a label round are dropped
 
 
 def codebook(spec: Spec) -> dict[str, list[str]]:
@@ -76,7 +74,7 @@ def name_topics(con, topics: pl.DataFrame, texts: list[str], book: dict[str, lis
     for row, centroid in zip(topics.iter_rows(named=True), centroids):
         ranked = rank_candidates(row["keywords"], centroid, book, book_vecs)
         best = ranked[0][0] if ranked[0][1] > 0.9 else UNCLEAR
-        options = list(dict.fromkeys([n for n, _ in ranked[:3]] + [OFF_TOPIC, UNCLEAR]))
+        options = list(dict.fromkeys([best] + [n for n, _ in ranked[:3]] + [OFF_TOPIC, UNCLEAR]))
         reps = "\n".join(f"- {texts[i]}" for i in row["representative_ids"][:3])
         prompt = (f"Topic keywords: {', '.join(row['keywords'][:10])}\n"
                   f"Representative transcript segments:\n{reps}\n"
@@ -98,81 +96,6 @@ def taxonomy_v1(named: pl.DataFrame) -> Taxonomy:
         tax.changes.append({"change": "add", "category": name, "detail": "named from topics "
                             + ", ".join(map(str, tax.categories[name]["topics"])), "decided_by": "-"})
     return tax
-
-
-def taxonomy_v2(con, v1: Taxonomy, shares: dict[str, float], centroids: dict[str, np.ndarray],
-                trust: str) -> tuple[Taxonomy, dict[str, str]]:
-    """Iterate: merge categories that are one concern, drop ones too small to matter.
-
-    ``shares`` are round-1 label shares, ``centroids`` category centroids (embeddings).
-    Returns v2 and the mapping old name -> new name.
-    """
-    mapping = {n: n for n in v1.names}
-    proposals = _merge_proposals(v1.names, shares, centroids)
-    decisions = [Decision(f"merge:{a}|{b}",
-                          f"Categories '{a}' (keywords: {', '.join(v1.categories[a]['keywords'][:8])}) "
-                          f"and '{b}' (keywords: {', '.join(v1.categories[b]['keywords'][:8])}) have "
-                          f"label centroids at cosine {cos:.2f}. Are they one concern of CTOs?",
-                          ["merge", "keep separate"], "merge" if cos >= MERGE_COSINE else "keep separate")
-                 for a, b, cos in proposals]
-    answers = decide(con, "taxonomy_v2", decisions, trust, template="taxonomy_v2")
-    v2 = Taxonomy(2, {k: {"keywords": list(v["keywords"]), "topics": list(v["topics"])}
-                      for k, v in v1.categories.items()})
-    for (keep, gone, cos), dec in zip(proposals, decisions):
-        keep, gone = _resolve(mapping, keep), _resolve(mapping, gone)
-        if answers[dec.key] != "merge" or keep == gone:
-            continue
-        _merge_into(v2, keep, gone)
-        mapping = {k: keep if v == gone else v for k, v in mapping.items()}
-        v2.changes.append({"change": "merge", "category": keep, "detail": f"'{gone}' merged into "
-                           f"'{keep}' (label-centroid cosine {cos:.2f})", "decided_by": _by(con, dec.key)})
-    merged: dict[str, float] = {}
-    for old, new in mapping.items():
-        merged[new] = merged.get(new, 0.0) + shares.get(old, 0.0)
-    for name in [n for n in v2.names if merged.get(n, 0) < MIN_SHARE and n != OFF_TOPIC]:
-        target = _nearest(name, [n for n in v2.names if n != name], centroids)
-        _merge_into(v2, target, name)
-        mapping = {k: target if v == name else v for k, v in mapping.items()}
-        v2.changes.append({"change": "drop", "category": name, "detail": f"share {merged.get(name, 0):.1%}"
-                           f" < {MIN_SHARE:.0%}; its segments go to '{target}'", "decided_by": "evidence"})
-    return v2, mapping
-
-
-def _merge_proposals(names, shares, centroids) -> list[tuple[str, str, float]]:
-    """Pairs of categories whose centroids are close, largest first (keep the bigger one)."""
-    out = []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if OFF_TOPIC in (a, b):
-                continue
-            cos = float(centroids[a] @ centroids[b] /
-                        (np.linalg.norm(centroids[a]) * np.linalg.norm(centroids[b]) + 1e-9))
-            if cos >= MERGE_COSINE - 0.1:
-                keep, gone = (a, b) if shares.get(a, 0) >= shares.get(b, 0) else (b, a)
-                out.append((keep, gone, cos))
-    return sorted(out, key=lambda x: -x[2])
-
-
-def _resolve(mapping: dict[str, str], name: str) -> str:
-    return mapping.get(name, name)
-
-
-def _merge_into(tax: Taxonomy, keep: str, gone: str) -> None:
-    src = tax.categories.pop(gone)
-    dst = tax.categories[keep]
-    dst["topics"] += src["topics"]
-    dst["keywords"] += [w for w in src["keywords"] if w not in dst["keywords"]]
-
-
-def _nearest(name: str, others: list[str], centroids: dict[str, np.ndarray]) -> str:
-    c = centroids[name]
-    return max(others, key=lambda o: float(c @ centroids[o]))
-
-
-def _by(con, key: str) -> str:
-    row = con.execute("SELECT decided_by FROM reason_calls WHERE step = 'taxonomy_v2' AND key = ?",
-                      [key]).fetchall()
-    return row[0][0] if row else "evidence"
 
 
 def diff(a: Taxonomy, b: Taxonomy) -> pl.DataFrame:
