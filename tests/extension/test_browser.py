@@ -10,30 +10,18 @@ kept as ``test-artifacts/extension-e2e.png``.  Needs the built labextension
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+from lab_support import ARTIFACTS, CHROME_ARGS, CHROMIUM, ROOT, get_json, require_browser, running_lab
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 LABEXT = ROOT / "hybridnb" / "labextension"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROME_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 #: the server's budget; the kernel raises its own so the call is sent, then the
 #: server-side view is over budget and the status bar turns red.
 SERVER_BUDGET_USD = "0.0000001"
@@ -44,95 +32,22 @@ CELLS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 3.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read() or b"null")
-
-
-def _notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
-def _stop(proc: subprocess.Popen, base: str, token: str) -> None:
-    try:
-        for k in _get(f"{base}/api/kernels?token={token}"):
-            req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
-            urllib.request.urlopen(req, timeout=5).close()
-    except OSError:
-        pass
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
 @pytest.fixture
 def lab(tmp_path, openai_server):
     """JupyterLab with the hybridnb server + lab extensions, token auth, kernels on the test server."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian chromium: apt-get install -y chromium")
-    pytest.importorskip("playwright")
+    require_browser()
     if not (LABEXT / "package.json").exists():
         pytest.skip("the labextension is not built: cd extension && jlpm install && jlpm build")
-    port, token = _free_port(), secrets.token_hex(16)
-    work, cfg, labext = tmp_path / "work", tmp_path / "jcfg", tmp_path / "labext"
-    for d in (work, cfg, labext):
-        d.mkdir()
+    cfg, labext = tmp_path / "jcfg", tmp_path / "labext"
+    cfg.mkdir()
+    labext.mkdir()
     (labext / "hybridnb").symlink_to(LABEXT, target_is_directory=True)
     (cfg / "jupyter_server_config.json").write_text(
         json.dumps({"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}))
-    _notebook(work / "spend.ipynb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDNB_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        HYBRIDNB_HOME=str(tmp_path / "home"),
-        HYBRIDNB_REASON_BASE_URL=openai_server.base_url,
-        HYBRIDNB_REASON_API_KEY="sk-test-browser-0123456789",
-        HYBRIDNB_REASON_MODEL="gpt-4o-mini",
-        HYBRIDNB_BUDGET_USD=SERVER_BUDGET_USD,
-        JUPYTER_CONFIG_DIR=str(cfg),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-ws"),
-        IPYTHONDIR=str(tmp_path / "ipython"),
-    )
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         "--ServerApp.password=", "--ServerApp.allow_root=True", f"--ServerApp.root_dir={work}",
-         f"--LabApp.extra_labextensions_path={labext}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                _get(f"{base}/api/status?token={token}")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError((tmp_path / "lab.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield {"url": base, "token": token, "home": tmp_path / "home", "log": tmp_path / "lab.log"}
-    finally:
-        _stop(proc, base, token)
-        log.close()
+    with running_lab(tmp_path, openai_server, "spend.ipynb", CELLS, token=secrets.token_hex(16),
+                     env={"HYBRIDNB_BUDGET_USD": SERVER_BUDGET_USD},
+                     args=[f"--LabApp.extra_labextensions_path={labext}"]) as running:
+        yield running
 
 
 def _palette(page, label: str) -> None:
@@ -172,7 +87,7 @@ def test_status_bar_panel_and_summary_cell(lab):
 
     base, token = lab["url"], lab["token"]
     with pytest.raises(urllib.error.HTTPError) as e:  # the real server refuses without the token
-        _get(f"{base}/hybridnb/summary")
+        get_json(f"{base}/hybridnb/summary")
     assert e.value.code == 403
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -202,7 +117,7 @@ def test_status_bar_panel_and_summary_cell(lab):
             assert "jp-hybridnb-budget-over" in status.get_attribute("class")
 
             # the spend shown belongs to this kernel: it is in the ledger under its session
-            kid = _get(f"{base}/api/sessions?token={token}")[0]["kernel"]["id"]
+            kid = get_json(f"{base}/api/sessions?token={token}")[0]["kernel"]["id"]
             con = connect(lab["home"])
             n, cost = con.execute("SELECT count(*), sum(cost_usd) FROM ledger "
                                   "WHERE contains(session, ?)", [kid]).fetchone()

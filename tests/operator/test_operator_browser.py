@@ -7,28 +7,14 @@ kept in ``test-artifacts/operator-widget.png``.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from lab_support import ARTIFACTS, CHROME_ARGS, CHROMIUM, require_browser, running_lab
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROME_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ROWS = 25
 
 CELLS = [
@@ -41,86 +27,14 @@ CELLS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 2.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read() or b"null")
-
-
-def _notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
 @pytest.fixture
 def lab(tmp_path, openai_server):
     """JupyterLab on a free loopback port, its kernels pointed at the test server."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian chromium: apt-get install -y chromium")
-    pytest.importorskip("playwright")
+    require_browser()
     openai_server.script(delay_s=0.15)
-    port = _free_port()
-    work = tmp_path / "work"
-    work.mkdir()
-    _notebook(work / "ops.ipynb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDNB_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        HYBRIDNB_HOME=str(tmp_path / "home"),
-        HYBRIDNB_REASON_BASE_URL=openai_server.base_url,
-        HYBRIDNB_REASON_API_KEY="sk-test-browser-0123456789",
-        HYBRIDNB_REASON_MODEL="gpt-4o-mini",
-        HYBRIDNB_BUDGET_USD="0.05",
-        JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-ws"),
-        IPYTHONDIR=str(tmp_path / "ipython"),
-    )
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", "--ServerApp.token=",
-         "--ServerApp.password=", "--ServerApp.allow_root=True", "--ServerApp.open_browser=False",
-         f"--ServerApp.root_dir={work}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                _get(f"{base}/api/status")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError((tmp_path / "lab.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield {"url": base, "home": tmp_path / "home", "log": tmp_path / "lab.log"}
-    finally:
-        try:
-            for k in _get(f"{base}/api/kernels"):
-                req = urllib.request.Request(f"{base}/api/kernels/{k['id']}", method="DELETE")
-                urllib.request.urlopen(req, timeout=5).close()
-        except OSError:
-            pass
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
+    with running_lab(tmp_path, openai_server, "ops.ipynb", CELLS, start_timeout_s=90,
+                     env={"HYBRIDNB_BUDGET_USD": "0.05"}) as running:
+        yield running
 
 
 def _text(page, sel: str) -> str:
