@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._embed import available_embedders, embed, load_embedder
 from ._generate import NOISE_LABEL, generate
+from ._output import charts
 from ._report import costs, quality, ranking, reasoning_summary, secondary_ranking, true_ranking
 from ._spec import Category, Spec, default_spec, load_spec
 from ._store import SCHEMA_VERSION, open_store
@@ -17,7 +18,7 @@ from ._workflow import STAGES, Options, Result, Workflow, run
 
 __all__ = sorted([
     "Category", "NOISE_LABEL", "Options", "Result", "SCHEMA_VERSION", "STAGES", "Spec", "Taxonomy",
-    "Topics", "Workflow", "available_embedders", "codebook", "costs", "default_spec", "diff", "embed",
+    "Topics", "Workflow", "available_embedders", "charts", "codebook", "costs", "default_spec", "diff", "embed",
     "fit_topics", "generate", "load_embedder", "load_spec", "open_store", "quality", "ranking",
     "reasoning_summary", "run", "secondary_ranking", "true_ranking",
 ])

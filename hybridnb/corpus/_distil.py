@@ -24,7 +24,7 @@ def stage_validate(wf) -> int:
     for i, t in enumerate(texts):
         # ties (e.g. no keyword at all) are broken by how common a category is
         order = sorted(range(len(names)), key=lambda j: (-score[i, j], -prior.get(names[j], 0)))
-        ranked = [names[j] for j in order]
+        ranked = [names[j] for j in order[:5]]
         prompt = (f"Transcript segment: \"{t}\"\nWhich CTO priority is this segment mainly about? "
                   f"Options, most likely first: {'; '.join(ranked)}.")
         decisions.append(Decision(f"seg:{wf.segment_id(idx[i])}", prompt, ranked, ranked[0]))

@@ -1,9 +1,11 @@
 """Taxonomy v1 → v2 from the first label round: the iteration an analyst does after reading labels.
 
 * unclear topics join the category most of their labelled segments got;
-* categories whose keyword sets overlap are proposed for a merge (the reasoning route confirms);
-* categories too small to matter are dropped into their nearest neighbour;
-* every category's keywords are re-derived from its labelled segments (class-based TF-IDF).
+* every category's keywords are re-derived from its labelled segments (class-based TF-IDF);
+* a category without distinctive words of its own (its top words are shared by everyone) is
+  dissolved: its segments are relabelled among the others in the next round;
+* categories whose re-derived keywords overlap are proposed for a merge (the reasoning route confirms);
+* categories too small to matter are dropped into their nearest neighbour.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from ._reasoning import Decision, decide
 from ._taxonomy import OFF_TOPIC, Taxonomy
 from ._topics import SPOKEN_STOP
 
-MERGE_JACCARD = 0.25  # keyword overlap above which two categories may be one concern
+MERGE_JACCARD = 0.4  # overlap of re-derived keywords above which two categories may be one concern
+DISTINCT = 0.3  # a category whose top words it holds on average less than this share of is dissolved
 MIN_SHARE = 0.01  # categories below this share of the round are dropped
 ADOPT_SHARE = 0.5  # an unclear topic joins a category that holds this share of its segments
 
@@ -27,10 +30,23 @@ def taxonomy_v2(con, v1: Taxonomy, labels: np.ndarray, texts: list[str], topic_o
                       for k, v in v1.categories.items()})
     mapping = {n: n for n in v1.names}
     _adopt_unclear(v2, labels, topic_of)
+    distinct = _refresh_keywords(v2, labels, texts, v1)
+    mapping = _dissolve(v2, mapping, distinct)
     mapping = _merges(con, v2, mapping, trust)
     mapping = _drops(v2, mapping, labels, centroids)
-    _refresh_keywords(v2, np.array([mapping[x] for x in labels]), texts, v1)
     return v2, mapping
+
+
+def _dissolve(v2: Taxonomy, mapping: dict, distinct: dict[str, float]) -> dict:
+    """Remove categories with no words of their own; their segments map to '' (relabelled later)."""
+    for name, score in sorted(distinct.items()):
+        if score < DISTINCT and name != OFF_TOPIC and len(v2.categories) > 2:
+            v2.categories.pop(name)
+            mapping = {k: "" if v == name else v for k, v in mapping.items()}
+            v2.changes.append({"change": "dissolve", "category": name, "detail": f"its top words are "
+                               f"shared by other categories (it holds {score:.0%} of them on average); "
+                               f"its segments are relabelled among the others", "decided_by": "evidence"})
+    return mapping
 
 
 def _adopt_unclear(v2: Taxonomy, labels, topic_of) -> None:
@@ -72,8 +88,8 @@ def _merges(con, v2: Taxonomy, mapping: dict, trust: str) -> dict:
     answers = decide(con, "taxonomy_v2", decisions, trust, template="taxonomy_v2")
     by = dict(con.execute("SELECT key, decided_by FROM reason_calls WHERE step = 'taxonomy_v2'").fetchall())
     for (a, b, jac), dec in zip(proposals, decisions):
-        a, b = mapping[a], mapping[b]
-        if answers[dec.key] != "merge" or a == b:
+        a, b = _current(mapping, a), _current(mapping, b)
+        if answers[dec.key] != "merge" or a == b or not a or not b:
             continue
         keep, gone = sorted((a, b), key=lambda n: -len(v2.categories[n]["topics"]))
         _merge_into(v2, keep, gone)
@@ -81,6 +97,10 @@ def _merges(con, v2: Taxonomy, mapping: dict, trust: str) -> dict:
         v2.changes.append({"change": "merge", "category": keep, "detail": f"'{gone}' merged into '{keep}' "
                            f"(keyword overlap {jac:.0%})", "decided_by": by.get(dec.key, "evidence")})
     return mapping
+
+
+def _current(mapping: dict, name: str) -> str:
+    return mapping.get(name, name)
 
 
 def _ordered(merge: bool) -> tuple[list[str], str]:
@@ -91,7 +111,8 @@ def _ordered(merge: bool) -> tuple[list[str], str]:
 def _drops(v2: Taxonomy, mapping: dict, labels: np.ndarray, centroids: dict) -> dict:
     share: dict[str, float] = {}
     for old, new in mapping.items():
-        share[new] = share.get(new, 0.0) + float(np.mean(labels == old))
+        if new:
+            share[new] = share.get(new, 0.0) + float(np.mean(labels == old))
     for name in [n for n in v2.names if share.get(n, 0) < MIN_SHARE and n != OFF_TOPIC]:
         others = [n for n in v2.names if n != name]
         target = max(others, key=lambda o: float(centroids.get(name, 0) @ centroids.get(o, 0))
@@ -110,8 +131,13 @@ def _merge_into(tax: Taxonomy, keep: str, gone: str) -> None:
     dst["keywords"] += [w for w in src["keywords"] if w not in dst["keywords"]]
 
 
-def _refresh_keywords(v2: Taxonomy, labels: np.ndarray, texts: list[str], v1: Taxonomy, top: int = 15) -> None:
-    """Class-based TF-IDF over the labelled segments of each category."""
+def _refresh_keywords(v2: Taxonomy, labels: np.ndarray, texts: list[str], v1: Taxonomy,
+                      top: int = 15) -> dict[str, float]:
+    """Class-based TF-IDF over the labelled segments of each category; returns distinctiveness.
+
+    Distinctiveness of a category: the mean share of each of its top-10 words' occurrences that
+    fall in this category (own vocabulary ≈ 1, words everyone uses ≈ 1 / categories).
+    """
     names = v2.names
     docs = [" ".join(t for t, y in zip(texts, labels) if y == n) for n in names]
     vec = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | SPOKEN_STOP), token_pattern=r"(?u)\b[\w']+\b")
@@ -119,8 +145,12 @@ def _refresh_keywords(v2: Taxonomy, labels: np.ndarray, texts: list[str], v1: Ta
     tf = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     idf = np.log(1 + counts.sum(1).mean() / np.maximum(counts.sum(0), 1))
     vocab = np.array(vec.get_feature_names_out())
+    owned = counts / np.maximum(counts.sum(0, keepdims=True), 1)
+    distinct = {}
     for i, n in enumerate(names):
-        new = vocab[np.argsort(-(tf[i] * idf))[:top]].tolist()
+        order = np.argsort(-(tf[i] * idf))
+        distinct[n] = float(owned[i, order[:10]].mean())
+        new = vocab[order[:top]].tolist()
         old = v1.categories.get(n, {}).get("keywords", [])[:top]
         added, removed = [w for w in new if w not in old], [w for w in old if w not in new]
         v2.categories[n]["keywords"] = new
@@ -128,3 +158,4 @@ def _refresh_keywords(v2: Taxonomy, labels: np.ndarray, texts: list[str], v1: Ta
             v2.changes.append({"change": "keywords", "category": n, "detail":
                                f"+{' +'.join(added[:6])}  −{' −'.join(removed[:6])}".strip(),
                                "decided_by": "evidence"})
+    return distinct

@@ -26,6 +26,7 @@ from ..errors import HybridnbError
 SYSTEM = ("You are helping an analyst code tech-conference transcripts by the priorities of CTOs. "
           "Answer with exactly one of the allowed options.")
 TRUST = ("auto", "reason", "evidence")
+EMBEDDED_CHUNK = 4
 
 
 @dataclass
@@ -75,11 +76,22 @@ def _ask(con, step: str, todo: list[Decision], trust: str, template: str) -> Non
     requests = [build_request(dec.prompt, target.model, system=SYSTEM, choices=dec.choices,
                               max_tokens=16, tags=tags) for dec in todo]
 
-    def on_result(i, resp):
-        _store(con, step, todo[i], resp, trust=trust)
+    failed: list[BaseException] = []
 
+    def on_result(i, resp):
+        try:
+            _store(con, step, todo[i], resp, trust=trust)
+        except BaseException as exc:  # the dispatcher's loop must not swallow it
+            failed.append(exc)
+
+    # the embedded stand-in scores every choice of a batch at once: small chunks bound its memory
+    chunk = EMBEDDED_CHUNK if target.backend_name == "embedded" else len(requests)
     try:
-        d.run(requests, "reason", on_result=on_result)
+        for start in range(0, len(requests), chunk):
+            d.run(requests[start:start + chunk], "reason",
+                  on_result=lambda i, resp, s=start: on_result(s + i, resp))
+        if failed:
+            raise failed[0]
     except HybridnbError as exc:  # e.g. budget exceeded: what is missing falls back to evidence
         left = [dec for dec in todo if dec.key not in _stored(con, step)]
         for dec in left:

@@ -120,10 +120,10 @@ def stage_rounds(wf) -> int:
     topic_of = wf.assignments()[idx]
     v2, mapping = taxonomy_v2(wf.con, v1, labels, texts, topic_of, _centroids(labels, emb), wf.opts.trust)
     wf.save_taxonomy(v2)
-    prev, rounds = np.array([mapping[x] for x in labels]), 1
-    fixed = {i: mapping[v] for i, v in fixed.items()}
+    prev, rounds = np.array([mapping[x] for x in labels]), 1  # '' = dissolved: relabel
+    fixed = {i: mapping[v] for i, v in fixed.items() if mapping[v]}
     for r in range(2, wf.opts.max_rounds + 1):
-        res = _labels.cross_fit(X, prev, np.ones(len(prev), bool), seed=wf.opts.seed + r)
+        res = _labels.cross_fit(X, prev, prev != "", seed=wf.opts.seed + r)
         labels = _review(wf, r, idx, texts, res, fixed)
         wf.save_labels(idx, r, 2, labels, res, fixed, "train")
         agree, rounds = _labels.agreement(labels, prev), r

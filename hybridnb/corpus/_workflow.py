@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,10 @@ class Result:
     costs: pl.DataFrame
     resumed: list[str] = field(default_factory=list)
 
+    @property
+    def report_path(self) -> Path:
+        return self.report
+
     def __getitem__(self, key):  # dict-style access for the CLI
         return getattr(self, key)
 
@@ -82,7 +86,7 @@ class Workflow:
         if row and row[0][0] != ident:
             raise CorpusError(f"{self.db} was built with other options ({row[0][0]}); "
                               f"use a new --db path or delete the file")
-        run_id = hashlib.sha256(f"{self.db.resolve()}|{ident}".encode()).hexdigest()[:10]
+        run_id = uuid.uuid4().hex[:10]  # this DB file's run, as tagged in the ledger
         self.con.execute("INSERT OR IGNORE INTO schema_info VALUES ('options', ?), ('run_id', ?)",
                          [ident, run_id])
         return self.con.execute("SELECT value FROM schema_info WHERE key = 'run_id'").fetchall()[0][0]
@@ -186,10 +190,34 @@ class Workflow:
             self._cache.clear()
         return seconds, False
 
-    def result(self, timings: dict[str, float], resumed: list[str]) -> Result:
+    def step(self, name: str) -> tuple[float, bool]:
+        """Run one named stage of :data:`STAGES` (skipped when the DB has it); prints its timing."""
+        from ._output import stage_report
+
+        fns = {"generate": stage_generate, "embed": stage_embed, "topics": stage_topics,
+               "taxonomy": stage_taxonomy_v1, "sample": stage_sample, "label_rounds": stage_rounds,
+               "validate": stage_validate, "distil": stage_distil, "report": stage_report}
+        if name not in fns:
+            raise CorpusError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+        if name == "report":
+            self.con.execute("DELETE FROM runs WHERE stage = 'report'")  # always refresh the report
+        seconds, skipped = self.stage(name, fns[name])
+        if self.progress:
+            print(f"[corpus] {name:<13} {'resumed from DB' if skipped else f'{seconds:7.1f} s'}",
+                  file=sys.stderr, flush=True)
+        return seconds, skipped
+
+    def close(self) -> None:
+        self.con.close()
+
+    def result(self, timings: dict[str, float] | None = None, resumed: list[str] | None = None) -> Result:
+        """The run's figures and tables as a :class:`Result` (after the report stage)."""
         from ._output import build_result
 
-        return build_result(self, timings, resumed)
+        if timings is None:
+            rows = _store.frame(self.con, "SELECT stage, seconds FROM runs WHERE status = 'done'")
+            timings = dict(rows.iter_rows())
+        return build_result(self, timings, resumed or [])
 
 
 def run(n: int = 230_000, db: "str | Path" = "corpus.duckdb", seed: int = 0, progress: bool = True,
@@ -198,24 +226,14 @@ def run(n: int = 230_000, db: "str | Path" = "corpus.duckdb", seed: int = 0, pro
 
     Prints stage timings when ``progress``; writes ``<db stem>_report.md`` next to the DB.
     """
-    from ._output import stage_report
-
     wf = Workflow(db, Options(n=n, seed=seed, **options), progress)
     timings, resumed = {}, []
-    fns = {"generate": stage_generate, "embed": stage_embed, "topics": stage_topics,
-           "taxonomy": stage_taxonomy_v1, "sample": stage_sample, "label_rounds": stage_rounds,
-           "validate": stage_validate, "distil": stage_distil, "report": stage_report}
     try:
         for name in STAGES:
-            if name == "report":
-                wf.con.execute("DELETE FROM runs WHERE stage = 'report'")  # always refresh the report
-            seconds, skipped = wf.stage(name, fns[name])
+            seconds, skipped = wf.step(name)
             timings[name] = seconds
             if skipped:
                 resumed.append(name)
-            if progress:
-                print(f"[corpus] {name:<13} {'resumed from DB' if skipped else f'{seconds:7.1f} s'}",
-                      file=sys.stderr, flush=True)
         return wf.result(timings, resumed)
     finally:
         wf.con.close()
