@@ -1,5 +1,6 @@
 """A real kernel interrupt (SIGINT via jupyter_client) in the middle of a %%local batch."""
 
+import ast
 import json
 import os
 import time
@@ -29,6 +30,15 @@ def _run(kc, code, timeout=120):
     return reply["content"], "".join(out)
 
 
+def _value(kc, expression: str):
+    """Evaluate ``expression`` in the kernel (user_expressions: no reliance on stdout streams)."""
+    reply = kc.execute_interactive("", user_expressions={"v": f"__import__('json').dumps({expression})"},
+                                   timeout=60)
+    result = reply["content"]["user_expressions"]["v"]
+    assert result["status"] == "ok", result
+    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+
 def test_kernel_interrupt_keeps_finished_rows_and_rerun_pays_once(openai_server, hybridnb_home, tmp_path):
     from jupyter_client.manager import start_new_kernel
 
@@ -56,10 +66,7 @@ def test_kernel_interrupt_keeps_finished_rows_and_rerun_pays_once(openai_server,
         assert reply["content"]["ename"] == "BatchInterrupted"
         assert "finished rows are in `labeled`" in reply["content"]["evalue"]
 
-        content, text = _run(kc, "import json; print(json.dumps({'n': labeled.height, "
-                                 "'failed': labeled['error'].null_count() != labeled.height, "
-                                 "'texts': labeled['text'].to_list()}))")
-        kept = json.loads(text.strip().splitlines()[-1])
+        kept = _value(kc, "{'n': labeled.height, 'failed': labeled['error'].null_count() != labeled.height}")
         assert 0 < kept["n"] < ROWS and kept["failed"] is False
         led = hybridnb.ledger()
         ok = led.filter(led["status"] == "ok")
@@ -75,8 +82,7 @@ def test_kernel_interrupt_keeps_finished_rows_and_rerun_pays_once(openai_server,
         cached_now = led.filter((led["status"] == "cached"))
         assert cached_now.height >= kept["n"]
         assert len(openai_server.log) <= ROWS + 4  # at most the 4 in-flight calls were resent
-        _, text = _run(kc, "print(labeled.height, labeled['error'].null_count())")
-        assert text.split() == [str(ROWS), str(ROWS)]
+        assert _value(kc, "[labeled.height, labeled['error'].null_count()]") == [ROWS, ROWS]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
