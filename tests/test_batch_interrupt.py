@@ -32,8 +32,12 @@ def _run(kc, code, timeout=120):
 
 def _value(kc, expression: str):
     """Evaluate ``expression`` in the kernel (user_expressions: no reliance on stdout streams)."""
-    reply = kc.execute_interactive("", user_expressions={"v": f"__import__('json').dumps({expression})"},
-                                   timeout=60)
+    for _ in range(20):  # right after an error the kernel aborts requests for a moment (stop_on_error)
+        reply = kc.execute_interactive("", user_expressions={"v": f"__import__('json').dumps({expression})"},
+                                       timeout=60)
+        if reply["content"]["status"] != "aborted":
+            break
+        time.sleep(0.1)
     result = reply["content"]["user_expressions"]["v"]
     assert result["status"] == "ok", result
     return json.loads(ast.literal_eval(result["data"]["text/plain"]))
