@@ -26,7 +26,7 @@ from ..errors import HybridnbError
 SYSTEM = ("You are helping an analyst code tech-conference transcripts by the priorities of CTOs. "
           "Answer with exactly one of the allowed options.")
 TRUST = ("auto", "reason", "evidence")
-EMBEDDED_CHUNK = 4
+EMBEDDED_CHUNK = 2
 
 
 @dataclass

@@ -75,7 +75,7 @@ def name_topics(con, topics: pl.DataFrame, texts: list[str], book: dict[str, lis
         ranked = rank_candidates(row["keywords"], centroid, book, book_vecs)
         best = ranked[0][0] if ranked[0][1] > 0.9 else UNCLEAR
         options = list(dict.fromkeys([best] + [n for n, _ in ranked[:3]] + [OFF_TOPIC, UNCLEAR]))
-        reps = "\n".join(f"- {texts[i]}" for i in row["representative_ids"][:3])
+        reps = "\n".join(f"- {' '.join(texts[i].split()[:25])}" for i in row["representative_ids"][:2])
         prompt = (f"Topic keywords: {', '.join(row['keywords'][:10])}\n"
                   f"Representative transcript segments:\n{reps}\n"
                   f"Which category name fits this topic best? Options, most likely first: "
