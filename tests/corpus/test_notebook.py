@@ -22,4 +22,4 @@ def test_corpus_notebook_runs_and_reports(reason_on_server, tmp_path):
     assert "Risk & security" in text and "ranking_spearman" in text
     assert (tmp_path / "corpus_small.duckdb").exists()
     assert (tmp_path / "corpus_small_report.md").read_text().count("## ") >= 10
-    assert len(reason_on_server.log()) > 10  # the %%reason cell and the workflow's decisions
+    assert len(reason_on_server.log) > 10  # the %%reason cell and the workflow's decisions

@@ -113,10 +113,10 @@ def test_report_written_with_every_section(done):
 
 def test_second_run_resumes_without_calling_again(done):
     _, db, _, server = done
-    served = len(server.log())
+    served = len(server.log)
     again = corpus.run(n=N, db=db, seed=3, progress=False)
     assert set(again.resumed) == set(corpus.STAGES) - {"report"}
-    assert len(server.log()) == served
+    assert len(server.log) == served
     assert again.quality["ranking_spearman"] == done[0].quality["ranking_spearman"]
 
 
@@ -139,11 +139,11 @@ def test_interrupted_run_resumes_without_paying_twice(done, tmp_path):
     wf.con.execute("DELETE FROM runs WHERE stage = 'taxonomy'")
     wf.con.execute("DELETE FROM reason_calls WHERE key IN (SELECT key FROM reason_calls LIMIT 10)")
     wf.con.close()
-    served = len(server.log())
+    served = len(server.log)
     result = corpus.run(n=2_000, db=db, seed=5, n_topics=20, progress=False)
     assert {"generate", "embed", "topics"} <= set(result.resumed) and "taxonomy" not in result.resumed
     # the lost answers came from the core cache: the server was not asked to name a topic again
-    asked = [e for e in server.log()[served:] if "Topic keywords" in json.dumps(e["body"])]
+    asked = [e for e in server.log[served:] if "Topic keywords" in json.dumps(e["body"])]
     assert asked == []
     rows = ledger.read(home)
     naming = rows.filter(rows["batch"].str.ends_with(":name_topics"))
