@@ -193,6 +193,8 @@ class _Session:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.values: dict[str, Any] = {}
+        #: bumped on every change, so memoised settings notice
+        self.version = 0
 
     def set(self, key: str, value: Any) -> None:
         v = coerce(key, value)
@@ -201,10 +203,12 @@ class _Session:
                 self.values.pop(key, None)
             else:
                 self.values[key] = v
+            self.version += 1
 
     def clear(self) -> None:
         with self._lock:
             self.values.clear()
+            self.version += 1
 
 
 session = _Session()
@@ -238,8 +242,10 @@ class RouteSettings:
 class Settings:
     """A resolved view of all layers; read values with ``settings[key]``."""
 
-    def __init__(self, values: dict[str, Any]):
+    def __init__(self, values: dict[str, Any], key: tuple | None = None):
         self._values = values
+        #: identifies the inputs these settings were resolved from (None: not memoised)
+        self.key = key
 
     def __getitem__(self, key: str) -> Any:
         return self._values.get(key, DEFAULTS.get(key))
@@ -288,13 +294,44 @@ class Settings:
         return out
 
 
+_ENV_NAMES = (*ENV, "OPENAI_API_KEY")
+_memo: dict[tuple, Settings] = {}
+
+
+def _file_stamp(cwd: str) -> tuple:
+    stamp = []
+    for name in ("hybridnb.toml", "pyproject.toml"):
+        try:
+            stamp.append(os.stat(os.path.join(cwd, name)).st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def get_settings(overrides: Mapping[str, Any] | None = None, cwd: Path | None = None) -> Settings:
-    """Resolve all layers; ``overrides`` is the strongest (magic flags, call options)."""
+    """Resolve all layers; ``overrides`` is the strongest (magic flags, call options).
+
+    Memoised on what the layers depend on (files' mtimes, the HYBRIDNB_* environment, the
+    session's version, the overrides), so a call pays microseconds, not a re-parse.
+    """
+    cwd_s = str(cwd) if cwd else os.getcwd()
+    ov = tuple(sorted((k, v) for k, v in (overrides or {}).items() if v is not None))
+    key = (cwd_s, _file_stamp(cwd_s), tuple(os.environ.get(n) for n in _ENV_NAMES), session.version, ov)
+    try:
+        cached = _memo.get(key)
+    except TypeError:  # an unhashable override value: no memo
+        key, cached = None, None
+    if cached is not None:
+        return cached
     values: dict[str, Any] = {}
-    values.update(_file_layer(Path(cwd) if cwd else Path.cwd()))
+    values.update(_file_layer(Path(cwd_s)))
     values.update(_env_layer())
     values.update(session.values)
-    for k, v in (overrides or {}).items():
-        if v is not None:
-            values[k] = coerce(k, v)
-    return Settings(values)
+    for k, v in ov:
+        values[k] = coerce(k, v)
+    settings = Settings(values, key)
+    if key is not None:
+        if len(_memo) > 256:
+            _memo.clear()
+        _memo[key] = settings
+    return settings

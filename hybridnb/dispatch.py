@@ -84,6 +84,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._backends: dict[tuple, Any] = {}
+        self._targets: dict[tuple, Target] = {}
         self._writers: dict[Path, LedgerWriter] = {}
         self._caches: dict[Path, Cache] = {}
         self._clocks: dict[tuple[str, str], HeldClock] = {}
@@ -125,6 +126,16 @@ class Dispatcher:
     def resolve(self, route: str, overrides: Mapping[str, Any] | None = None) -> Target:
         """Pick backend, model and pricing for ``route`` from settings."""
         settings = get_settings(overrides)
+        memo_key = (route, settings.key) if settings.key is not None else None
+        target = self._targets.get(memo_key) if memo_key else None
+        if target is not None:
+            return target
+        target = self._resolve(route, settings)
+        if memo_key:
+            self._targets[memo_key] = target
+        return target
+
+    def _resolve(self, route: str, settings: Settings) -> Target:
         rs = settings.route(route)
         name, simulated = rs.backend, False
         if name == "auto":
