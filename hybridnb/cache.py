@@ -104,5 +104,8 @@ class Cache:
         con.execute("DELETE FROM answers")
         return n
 
+    def __bool__(self) -> bool:  # a cache is a cache, even while empty (no COUNT(*) per call)
+        return True
+
     def __len__(self) -> int:
         return self._con().execute("SELECT count(*) FROM answers").fetchone()[0]

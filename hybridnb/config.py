@@ -13,6 +13,7 @@ names as TOML tables (``[reason]``, ``[local]``, ``[prices."my-model"]``).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import tomllib
@@ -253,7 +254,7 @@ class Settings:
     def get(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
 
-    @property
+    @functools.cached_property
     def home(self) -> Path:
         return Path(self["home"]).expanduser() if self["home"] else default_home()
 

@@ -12,6 +12,7 @@ Flow of a run (one call or a batch)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
 import threading
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import backends as _backends
 from . import pricing
 from ._held import HeldClock
+from .backends._base import Backend
 from .backends._vllm_server import poll_metrics
 from ._loop import run_sync
 from ._response import Response, money
@@ -242,7 +244,7 @@ class Dispatcher:
         todo = self.serve_cached(requests, keys, target, store, deliver)
         if not todo:
             return results  # type: ignore[return-value]
-        if not force:
+        if not force and target.settings.budget_usd is not None:
             self.check_budget(self.estimate([requests[g[0]] for g in todo], target), target.settings)
         await self._send(requests, todo, keys, target, store, deliver, force)
         self._maybe_warn(target.settings)
@@ -251,7 +253,7 @@ class Dispatcher:
     def serve_cached(self, requests, keys, target: Target, store, deliver) -> list[list[int]]:
         """Deliver what the cache knows (ledgered as hits); return the rest grouped by
         key, so identical prompts are sent once: ``[[first, duplicate, ...], ...]``."""
-        hits = store.get_many(list(set(keys))) if store else {}
+        hits = store.get_many(list(set(keys))) if store is not None else {}
         groups: dict[str, list[int]] = {}
         hit_records = []
         for i, k in enumerate(keys):
@@ -268,7 +270,7 @@ class Dispatcher:
 
     async def _send(self, requests, todo, keys, target: Target, store, deliver, force) -> None:
         lane = (target.route, target.backend_name)
-        clock = self._clocks.setdefault(lane, HeldClock())
+        clock = self._clocks.get(lane) or self._clocks.setdefault(lane, HeldClock())
         backend = target.backend
         chunk_size = max(1, int(getattr(backend, "batch_size", 1)))
         workers = max(1, min(int(target.settings["concurrency"] or 1), backend.max_concurrency or 1))
@@ -309,9 +311,13 @@ class Dispatcher:
                 share = clock.finish(token)
                 self._settle(reqs, chunk, comps, share, keys, target, store, deliver)
 
+        if workers == 1 and len(chunks) == 1:  # one call: no tasks to spawn (Ctrl-C still cancels it)
+            await worker()
+            return
         tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        watch = len(chunks) > 1 and type(backend).metrics is not Backend.metrics
         try:
-            async with poll_metrics(backend, target.route, target.backend_name):
+            async with poll_metrics(backend, target.route, target.backend_name) if watch else _nothing():
                 await asyncio.gather(*tasks)
         except BaseException:
             for t in tasks:
@@ -449,6 +455,11 @@ class Dispatcher:
         self.writer(settings.home).append(rec)
         self._emit([rec])
         return rec
+
+
+@contextlib.asynccontextmanager
+async def _nothing():
+    yield
 
 
 _dispatcher: Dispatcher | None = None
