@@ -14,7 +14,10 @@ def check_choices(choices: str | Iterable[Any] | None) -> list[str] | None:
     if choices is None:
         return None
     if isinstance(choices, str):
-        choices = [c.strip() for c in choices.split(",")]
+        text = choices.strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            text = text[1:-1]  # magics keep quotes: --choices "Risk and security,Cost"
+        choices = [c.strip() for c in text.split(",")]
     out = [str(c).strip() for c in choices if str(c).strip()]
     if len(out) < 2:
         raise HybridnbError("choices needs at least two labels")

@@ -128,3 +128,10 @@ def test_answer_output_carries_its_usage_as_metadata(ip, reason_on_server):
         ip.display_pub = pub
     usage = out["metadata"]["hybridnb"]
     assert usage["cost_usd"] == pytest.approx(hybridnb.ledger()["cost_usd"].sum())
+
+
+def test_multi_word_choices_can_be_quoted(ip, reason_on_server):
+    ip.run_cell_magic("reason", '-q -o x --choices "late delivery,double charge"',
+                      "Was this a double charge or a late delivery? I paid twice.")
+    assert ip.user_ns["x"].text in ("late delivery", "double charge")
+    assert reason_on_server.log[-1]["body"]["structured_outputs"]["choice"] == ["late delivery", "double charge"]
