@@ -18,7 +18,9 @@ from .errors import HybridnbError
 def _corpus_run(args) -> int:
     from . import corpus
 
-    result = corpus.run(n=args.n, db=args.db, seed=args.seed, progress=not args.quiet)
+    options = {k: v for k, v in (("shares", args.shares), ("embedder", args.embedder),
+                                 ("topic_method", args.topics)) if v}
+    result = corpus.run(n=args.n, db=args.db, seed=args.seed, progress=not args.quiet, **options)
     report = getattr(result, "report_path", None) or (result.get("report_path") if isinstance(result, dict) else None)
     if report:
         print(f"report: {report}")
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n", type=int, default=230_000, help="segments to generate (default 230000)")
     run.add_argument("--db", default="corpus.duckdb", help="DuckDB file (default corpus.duckdb)")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--shares", help="TOML/JSON file with a custom taxonomy and shares")
+    run.add_argument("--embedder", help="static (default), wordllama or minilm")
+    run.add_argument("--topics", help="topic method: kmeans (default, fast) or umap_hdbscan")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_corpus_run)
 

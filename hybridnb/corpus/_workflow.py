@@ -229,7 +229,14 @@ def run(n: int = 230_000, db: "str | Path" = "corpus.duckdb", seed: int = 0, pro
     wf = Workflow(db, Options(n=n, seed=seed, **options), progress)
     timings, resumed = {}, []
     try:
-        for name in STAGES:
+        stages = STAGES
+        if progress:
+            from tqdm.auto import tqdm
+
+            stages = tqdm(STAGES, desc="corpus", unit="stage")
+        for name in stages:
+            if progress:
+                stages.set_postfix_str(name)
             seconds, skipped = wf.step(name)
             timings[name] = seconds
             if skipped:
