@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterable, Mapping
 
-from . import ledger as _ledger
 from ._context import cell_tags
 from ._response import Response
 from ._summary import Summary

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import errors as _errors
+from ._records import duplicate_outcome
 from ._response import Response
 from ._types import Request, Usage
 from .cache import cache_key
@@ -148,7 +149,7 @@ def _collect(d, out, todo, requests, target, writer, on_result) -> None:
                 d._emit([rec])  # the actor wrote it to the ledger already
             on_result(group[0], resp)
             for i in group[1:]:
-                dresp, drec = d._duplicate(requests_i=i, resp=resp, target=target)
+                dresp, drec = duplicate_outcome(resp)
                 dup_records.append(drec)
                 on_result(i, dresp)
         if dup_records:

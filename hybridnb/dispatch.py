@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import backends as _backends
 from . import pricing
 from ._held import HeldClock
+from ._records import Target, cached_outcome, duplicate_outcome, make_record, make_response, short_hash
 from .backends._base import Backend
 from .backends._vllm_server import poll_metrics
 from ._loop import run_sync
 from ._response import Response, money
 from ._types import Completion, Request, Usage
 from .cache import Cache, cache_key
-from .config import EMBEDDED_MODEL, RouteSettings, Settings, get_settings
+from .config import EMBEDDED_MODEL, Settings, get_settings
 from .errors import BackendError, BudgetExceeded, ConfigError, HybridnbError
 from .ledger import LedgerWriter, Record
 from .signals import tracker
@@ -41,32 +39,6 @@ ResultCallback = Callable[[int, Response], None]
 
 #: compute seconds assumed per call before a lane has history (for estimates)
 DEFAULT_CALL_SECONDS = 0.5
-
-
-@dataclass
-class Target:
-    """Where a route's calls go, resolved from settings."""
-
-    route: str
-    backend_name: str
-    backend: Any
-    model: str
-    pricing: str
-    simulated: bool
-    reference_model: str
-    endpoint: str
-    rate_per_hour: float
-    gpus: float
-    settings: Settings
-    rs: RouteSettings
-
-    @property
-    def price_model(self) -> str:
-        return self.reference_model if self.simulated else self.model
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def kernel_session() -> str | None:
@@ -156,7 +128,7 @@ class Dispatcher:
             model = EMBEDDED_MODEL
         else:
             model = rs.model
-        key = (route, name, rs.base_url, _short_hash(rs.api_key or ""), settings["concurrency"],
+        key = (route, name, rs.base_url, short_hash(rs.api_key or ""), settings["concurrency"],
                settings["timeout_s"], settings["max_retries"])
         with self._lock:
             backend = self._backends.get(key)
@@ -258,7 +230,7 @@ class Dispatcher:
         hit_records = []
         for i, k in enumerate(keys):
             if k in hits:
-                resp, rec = self._from_cache(requests[i], target, hits[k])
+                resp, rec = cached_outcome(requests[i], target, self.session, hits[k])
                 hit_records.append(rec)
                 deliver(i, resp)
             else:
@@ -288,7 +260,7 @@ class Dispatcher:
                     err = BudgetExceeded(f"budget of {money(budget)} reached mid-batch; not sent")
                     for group in chunk:
                         for i in group:
-                            deliver(i, self._error_response(requests[i], target, err))
+                            deliver(i, make_response(target, "", Usage(), 0.0, 0.0, 0.0, False, err, None))
                     continue
                 reqs = [requests[g[0]] for g in chunk]
                 tracker.started(*lane, len(reqs), time.monotonic() - t_queued)
@@ -339,11 +311,11 @@ class Dispatcher:
                 cost, unpriced = pricing.token_cost(target.price_model, usage, overrides)
             else:
                 cost, unpriced = pricing.compute_cost(each, target.rate_per_hour), False
-            rec = self._record(r, target, status="ok" if c.error is None else "error", usage=usage,
+            rec = make_record(r, target, self.session, status="ok" if c.error is None else "error", usage=usage,
                                cost=cost, latency=c.latency_s, held=each,
                                busy=c.busy_s if c.busy_s is not None else each, unpriced=unpriced,
                                error=c.error, answer=c.text)
-            resp = self._response(r, target, c.text, usage, cost, c.latency_s, each, unpriced, c.error, rec,
+            resp = make_response(target, c.text, usage, cost, c.latency_s, each, unpriced, c.error, rec,
                                   json_value=c.extra.get("json"))
             records.append(rec)
             responses.append((group, resp))
@@ -358,7 +330,7 @@ class Dispatcher:
         for group, resp in responses:
             deliver(group[0], resp)
             for i in group[1:]:
-                dresp, drec = self._duplicate(requests_i=i, resp=resp, target=target)
+                dresp, drec = duplicate_outcome(resp)
                 dup_records.append(drec)
                 deliver(i, dresp)
         self.writer(target.settings.home).extend(records + dup_records)
@@ -373,65 +345,12 @@ class Dispatcher:
         recs = []
         for r in reqs:
             cost = pricing.compute_cost(each, target.rate_per_hour) if target.pricing == "compute" else 0.0
-            recs.append(self._record(r, target, status="error", usage=Usage(), cost=cost, latency=each,
+            recs.append(make_record(r, target, self.session, status="error", usage=Usage(), cost=cost, latency=each,
                                      held=each, busy=each, unpriced=False, error=err, answer=""))
             tracker.finished(target.route, target.backend_name, each, True)
             self.spent_usd += cost
         self.writer(target.settings.home).extend(recs)
         self._emit(recs)
-
-    def _record(self, r: Request, target: Target, *, status, usage, cost, latency, held, busy,
-                unpriced, error, answer, saved=0.0) -> Record:
-        tags = r.tags or {}
-        return Record(
-            ts=time.time(), route=target.route, backend=target.backend_name, model=target.model,
-            status=status, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_input_tokens, cost_usd=cost, saved_usd=saved, latency_s=latency,
-            held_s=held, busy_s=busy, gpus=target.gpus if target.pricing == "compute" else 0.0,
-            pricing=target.pricing, cached=status == "cached", unpriced=unpriced, simulated=target.simulated,
-            reference_model=target.reference_model,
-            error_class=type(error).__name__ if error is not None else "",
-            error=str(error)[:300] if error is not None else "",
-            notebook=str(tags.get("notebook", "")), cell=str(tags.get("cell", "")),
-            batch=str(tags.get("batch", "")), template=str(tags.get("template", "")),
-            prompt_hash=_short_hash(r.prompt), answer_hash=_short_hash(answer.strip().lower()) if answer else "",
-            session=self.session or "",
-        )
-
-    def _response(self, r, target, text, usage, cost, latency, held, unpriced, error, rec,
-                  cached=False, saved=0.0, json_value=None) -> Response:
-        return Response(
-            text=text, route=target.route, backend=target.backend_name, model=target.model, usage=usage,
-            cost_usd=cost, cached=cached, saved_usd=saved, latency_s=latency, held_s=held,
-            pricing=target.pricing, simulated=target.simulated, unpriced=unpriced,
-            reference_model=target.reference_model, error=error, json=json_value, record=rec,
-        )
-
-    def _from_cache(self, r: Request, target: Target, hit) -> tuple[Response, Record]:
-        rec = self._record(r, target, status="cached", usage=Usage(), cost=0.0, latency=0.0, held=0.0,
-                           busy=0.0, unpriced=False, error=None, answer=hit.text, saved=hit.cost_usd)
-        json_value = None
-        if r.json_schema:
-            import json as _json
-
-            try:
-                json_value = _json.loads(hit.text)
-            except ValueError:
-                json_value = None
-        resp = self._response(r, target, hit.text, hit.usage, 0.0, 0.0, 0.0, False, None, rec,
-                              cached=True, saved=hit.cost_usd, json_value=json_value)
-        return resp, rec
-
-    def _duplicate(self, requests_i: int, resp: Response, target: Target) -> tuple[Response, Record]:
-        rec = replace(resp.record, id=uuid.uuid4().hex, status="cached", cached=True,
-                      cost_usd=0.0, saved_usd=resp.cost_usd if resp.ok else 0.0, input_tokens=0,
-                      output_tokens=0, cached_tokens=0, held_s=0.0, busy_s=0.0, latency_s=0.0)
-        dresp = replace(resp, cached=resp.ok, cost_usd=0.0, saved_usd=rec.saved_usd, latency_s=0.0,
-                        held_s=0.0, record=rec)
-        return dresp, rec
-
-    def _error_response(self, r: Request, target: Target, err: Exception) -> Response:
-        return self._response(r, target, "", Usage(), 0.0, 0.0, 0.0, False, err, None)
 
     # ---- non-LLM local work ----------------------------------------------
     def record_compute(self, route: str, backend: str, model: str, seconds: float, rows: int = 1, *,

@@ -6,7 +6,6 @@ Everything is computed by DuckDB over the ledger files (``ledger.connect``).
 from __future__ import annotations
 
 import html as _html
-import json
 import math
 import os
 import re
@@ -15,7 +14,7 @@ from typing import Any, Iterable
 
 from .ledger import SUMMARY_SQL, connect
 from .ledger import _q as _sql_quote
-from ._advice import Advice, Thresholds, compute_advice
+from ._advice import Thresholds, compute_advice
 from .errors import HybridnbError, LedgerError
 
 SUMMARY_COLUMNS = (

@@ -120,7 +120,7 @@ def _sessions(con, running: dict[str, str]) -> list[dict[str, Any]]:
 
 def _lanes(con, now: float) -> list[dict[str, Any]]:
     """Per (route, backend) over the last LANE_WINDOW_S: rate, latency, errors, utilisation."""
-    sql = f"""SELECT route, backend,
+    sql = """SELECT route, backend,
                  count(*) AS calls,
                  count(*) FILTER (WHERE status = 'error') AS errors,
                  count(*) FILTER (WHERE status = 'cached') AS cache_hits,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
