@@ -73,6 +73,7 @@ class BatchStats:
     errors: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     estimate: str = ""
+    batch_id: str = ""  # the ``batch`` tag of this run's ledger rows
 
     @property
     def rate(self) -> float:
@@ -355,6 +356,7 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
         return BatchResult(_assemble(frame, res, output_prefix, choices, schema, None, say), stats)
 
     tags = {**cell_tags(), "template": template_hash(template), "batch": uuid.uuid4().hex[:12]}
+    stats.batch_id = tags["batch"]
     mt = max_tokens or target.rs.max_tokens
     ch = tuple(choices) if choices else None
     reqs: list[Request] = []
@@ -462,10 +464,25 @@ def magic_batch(shell, route: str, args, cell: str):
     except HybridnbError as e:
         raise UsageError(f"%%{route}: {e}") from None
     print(result.stats.line(args.output))
+    if not args.quiet and result.stats.batch_id:
+        _show_bill(result.stats.batch_id)
     if args.output:
         ns[args.output] = result.frame
         return None
     return result.frame
+
+
+def _show_bill(batch_id: str) -> None:
+    """Display the batch's bill; its output metadata keeps usage and cost with the saved notebook."""
+    from IPython.display import display
+
+    from .config import get_settings
+    from .ledger import read
+    from .report import CellUsage
+
+    rows = read(get_settings().home, where=f"batch = '{batch_id}'")
+    if rows.height:
+        display(CellUsage(rows.to_dicts()))
 
 
 def _resolve_over(over: str, ns: Mapping[str, Any]):

@@ -219,3 +219,25 @@ def test_magic_batches_over_a_namespace_frame(both_routes, hybridnb_home, capsys
     finally:
         for k in ("segments", "labeled"):
             ip.user_ns.pop(k, None)
+
+
+def test_batch_cell_output_carries_its_bill(both_routes, hybridnb_home):
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "hybridnb")
+    ip.user_ns["segments"] = pl.DataFrame({"text": ["a cost issue", "risk here", "a cost issue"]})
+    pub, ip.display_pub = ip.display_pub, CapturingDisplayPublisher()
+    try:
+        ip.run_cell_magic("local", "--over segments -o labeled --choices risk,cost,other", "Concern? {text}")
+        bills = [o for o in ip.display_pub.outputs if "hybridnb" in (o.get("metadata") or {})]
+    finally:
+        ip.display_pub = pub
+        for k in ("segments", "labeled"):
+            ip.user_ns.pop(k, None)
+    (bill,) = bills
+    usage = bill["metadata"]["hybridnb"]
+    led = hybridnb.ledger()
+    assert usage["calls"] == 2 and usage["cache_hits"] == 1  # the duplicate row was not sent
+    assert usage["cost_usd"] == pytest.approx(led["cost_usd"].sum(), rel=1e-4)  # rounded to 8 places
