@@ -12,7 +12,6 @@ and the Markdown render.  The front end polls every 3 s per open tab.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -22,19 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb  # noqa: E402
-from bench_report import GEN  # noqa: E402
+from bench_report import GEN, median_s  # noqa: E402
 
 from hybridnb._server import _handlers, _markdown, _summary  # noqa: E402
 from hybridnb.ledger import ROTATE_ROWS, LedgerWriter, Record  # noqa: E402
-
-
-def median_s(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench(home: Path, label: str, repeat: int) -> None:
