@@ -60,7 +60,7 @@ def bare_rate(base_url: str, prompts: list[str], conc: int) -> float:
 def map_rate(texts: list[str], conc: int, engine: str = "local") -> float:
     import polars as pl
 
-    from hybridnb.batch import run_batch
+    from hybridnb.batch.runner import run_batch
 
     df = pl.DataFrame({"text": texts})
     t = time.perf_counter()
@@ -79,7 +79,7 @@ def mem_child(rows: int, conc: int) -> None:
     """Run one batch of ``rows`` and print peak RSS (this process only) as JSON."""
     import polars as pl
 
-    from hybridnb.batch import run_batch
+    from hybridnb.batch.runner import run_batch
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     df = pl.DataFrame({"text": texts(rows)})

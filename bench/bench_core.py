@@ -43,7 +43,7 @@ def bench_calls(n: int) -> None:
     import openai
 
     import hybridnb
-    from hybridnb._loop import run_sync
+    from hybridnb.core.loop import run_sync
 
     proc, base = start_server()
     try:
@@ -85,8 +85,8 @@ def bench_calls(n: int) -> None:
 def bench_ledger(rows: int) -> None:
     import polars as pl
 
-    from hybridnb import ledger
-    from hybridnb.ledger import LedgerWriter, Record
+    from hybridnb.store import ledger
+    from hybridnb.store.ledger import LedgerWriter, Record
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

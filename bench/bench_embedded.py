@@ -19,7 +19,7 @@ import time
 FIRST = """
 import time, asyncio; t0 = time.perf_counter()
 from hybridnb.backends._embedded import EmbeddedBackend
-from hybridnb._types import Request
+from hybridnb.types import Request
 b = EmbeddedBackend({threads})
 [c] = asyncio.run(b.complete([Request("What is the capital of France?", "m", max_tokens=16)]))
 assert c.error is None and c.text, c
@@ -54,7 +54,7 @@ async def timed(b, reqs):
 async def throughput(threads: int | None) -> None:
     import torch
 
-    from hybridnb._types import Request
+    from hybridnb.types import Request
     from hybridnb.backends._embedded import EmbeddedBackend
 
     b = EmbeddedBackend(threads=threads)

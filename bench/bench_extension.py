@@ -23,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import duckdb  # noqa: E402
 from bench_report import GEN, median_s  # noqa: E402
 
-from hybridnb._server import _handlers, _markdown, _summary  # noqa: E402
-from hybridnb.ledger import ROTATE_ROWS, LedgerWriter, Record  # noqa: E402
+from hybridnb.notebook.server import _handlers  # noqa: E402
+from hybridnb.notebook.server import _markdown
+from hybridnb.notebook.server import _summary
+from hybridnb.store.ledger import ROTATE_ROWS, LedgerWriter, Record  # noqa: E402
 
 
 def bench(home: Path, label: str, repeat: int) -> None:

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
-from hybridnb._advice import compute_advice  # noqa: E402
-from hybridnb.ledger import COLUMNS, Record, connect  # noqa: E402
-from hybridnb.report import build  # noqa: E402
-from hybridnb.widget import SpendState, SpendWidget  # noqa: E402
+from hybridnb.spend.advice import compute_advice  # noqa: E402
+from hybridnb.store.ledger import COLUMNS, Record, connect  # noqa: E402
+from hybridnb.spend.report import build  # noqa: E402
+from hybridnb.notebook.widget import SpendState, SpendWidget  # noqa: E402
 
 GEN = """
 COPY (

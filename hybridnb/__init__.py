@@ -8,16 +8,16 @@ operator signals.
 
 from __future__ import annotations
 
-from . import ledger
-from ._server import _jupyter_labextension_paths, _jupyter_server_extension_points
-from ._api import local, reason, summary
-from .batch import map
-from .report import export_ledger, report
-from .signals import signals
-from ._response import Response
-from ._types import Request, Usage
+from .notebook.server import _jupyter_labextension_paths, _jupyter_server_extension_points
+from .core.calls import local, reason, summary
+from .batch.runner import map
+from .spend.report import export_ledger, report
+from .spend.signals import signals
+from .core.response import Response
+from .types import Request, Usage
 from .config import get_settings
-from .dispatch import get_dispatcher
+from .store.ledger import read_all as ledger
+from .core.dispatcher import get_dispatcher
 from .errors import HybridnbError
 
 __version__ = "0.1.0"
@@ -28,20 +28,20 @@ def __getattr__(name: str):
     if name == "charts":
         import importlib
 
-        return importlib.import_module(".charts", __name__)
+        return importlib.import_module(".spend.charts", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def widget(**kwargs):
     """The live spend widget (anywidget), attached to this kernel's dispatcher."""
-    from .widget import show
+    from .notebook.widget import show
 
     return show(**kwargs)
 
 
 def load_ipython_extension(ipython) -> None:
     """Register %%reason, %%local and %hybridnb (``%load_ext hybridnb``)."""
-    from .magics import HybridnbMagics
+    from .notebook.magics import HybridnbMagics
 
     magics = HybridnbMagics(shell=ipython)
     ipython.register_magics(magics)

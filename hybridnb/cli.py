@@ -28,7 +28,7 @@ def _corpus_run(args) -> int:
 
 
 def _summary(args) -> int:
-    from ._api import summary
+    from .core.calls import summary
 
     print(summary())
     return 0
@@ -36,7 +36,7 @@ def _summary(args) -> int:
 
 def _ledger_export(args) -> int:
     from .config import get_settings
-    from .ledger import read
+    from .store.ledger import read
 
     df = read(get_settings().home)
     path = Path(args.path)

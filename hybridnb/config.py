@@ -39,6 +39,7 @@ def default_home() -> Path:
 DEFAULTS: dict[str, Any] = {
     "home": None,  # resolved to default_home()
     "budget_usd": None,
+    "budget_per": "session",  # what the budget limits: session | notebook | day | total
     "budget_warn_fraction": 0.8,
     "cache": True,
     "concurrency": 16,
@@ -71,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
 ENV: dict[str, str] = {
     "HYBRIDNB_HOME": "home",
     "HYBRIDNB_BUDGET_USD": "budget_usd",
+    "HYBRIDNB_BUDGET_PER": "budget_per",
     "HYBRIDNB_CACHE": "cache",
     "HYBRIDNB_CONCURRENCY": "concurrency",
     "HYBRIDNB_TIMEOUT_S": "timeout_s",
@@ -94,7 +96,7 @@ _FLOATS = {"budget_usd", "budget_warn_fraction", "timeout_s", "gpu_hour_usd", "g
            "hardware_usd", "lifetime_hours", "power_kw", "electricity_usd_kwh"}
 _INTS = {"concurrency", "max_retries", "estimate_output_tokens", "max_tokens"}
 _BOOLS = {"cache"}
-_CHOICES = {"pricing": ("tokens", "compute")}
+_CHOICES = {"pricing": ("tokens", "compute"), "budget_per": ("session", "notebook", "day", "total")}
 
 
 def coerce(key: str, value: Any) -> Any:

@@ -34,8 +34,8 @@ def openai_server(_server):
 def hybridnb_home(tmp_path, monkeypatch):
     """An empty HYBRIDNB_HOME, clean HYBRIDNB_* env and a fresh dispatcher/session."""
     from hybridnb import config
-    from hybridnb.dispatch import reset_dispatcher
-    from hybridnb.signals import tracker
+    from hybridnb.core.dispatcher import reset_dispatcher
+    from hybridnb.spend.signals import tracker
 
     for k in _ENV_KEYS:
         monkeypatch.delenv(k, raising=False)

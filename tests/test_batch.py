@@ -9,9 +9,9 @@ import pytest
 
 import hybridnb
 import openai_server as server_module
-from hybridnb.batch import BatchStats, map as hmap, run_batch
+from hybridnb.batch.runner import BatchStats, map as hmap, run_batch
 from hybridnb.errors import BudgetExceeded, HybridnbError, TemplateError
-from hybridnb.signals import tracker
+from hybridnb.spend.signals import tracker
 
 TEXTS = ["late parcel again", "the price is too high", "fraud risk on card", "the price is too high",
          "courier was rude", "late parcel again"]

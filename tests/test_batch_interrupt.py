@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import hybridnb
-from hybridnb.cache import Cache
+from hybridnb.store.cache import Cache
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 300

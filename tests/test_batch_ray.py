@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import hybridnb
-from hybridnb.batch import run_batch
+from hybridnb.batch.runner import run_batch
 from hybridnb.errors import BackendUnavailable
 
 TEXTS = [f"segment {i % 40} about cost" if i % 3 else f"segment {i % 40} about risk" for i in range(60)]

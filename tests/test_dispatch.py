@@ -3,8 +3,10 @@
 import pytest
 
 import hybridnb
-from hybridnb import config, errors
-from hybridnb.dispatch import get_dispatcher
+import hybridnb.core.pricing
+from hybridnb import config
+from hybridnb import errors
+from hybridnb.core.dispatcher import get_dispatcher
 
 KEY = "sk-test-SECRET-0123456789"
 
@@ -13,7 +15,7 @@ def test_reason_call_is_priced_and_ledgered(reason_on_server):
     r = hybridnb.reason("Propose a taxonomy for late deliveries")
     assert r.text.startswith("answer: Propose a taxonomy")
     assert r.usage.input_tokens == 6 + 3 and r.usage.output_tokens == len(r.text.split())
-    expected, _ = hybridnb.pricing.token_cost("gpt-4o-mini", r.usage)
+    expected, _ = hybridnb.core.pricing.token_cost("gpt-4o-mini", r.usage)
     assert r.cost_usd == pytest.approx(expected) and r.cost_usd > 0
     df = hybridnb.ledger()
     assert df.height == 1
@@ -37,7 +39,7 @@ def test_cache_hit_costs_nothing_and_sends_nothing(reason_on_server):
 
 
 def test_cache_survives_a_new_dispatcher(reason_on_server):
-    from hybridnb.dispatch import reset_dispatcher
+    from hybridnb.core.dispatcher import reset_dispatcher
 
     hybridnb.reason("persist me")
     reset_dispatcher()  # like a kernel restart

@@ -5,8 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-from hybridnb import ledger
-from hybridnb.ledger import LedgerWriter, Record
+from hybridnb.store import ledger
+from hybridnb.store.ledger import LedgerWriter, Record
 
 
 def rec(i: int, cost: float = 0.01, route: str = "reason") -> Record:
@@ -63,7 +63,7 @@ def test_summary_matches_a_direct_duckdb_query(tmp_path):
 def test_two_processes_append_at_once_and_lose_nothing(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        from hybridnb.ledger import LedgerWriter, Record
+        from hybridnb.store.ledger import LedgerWriter, Record
         w = LedgerWriter({str(tmp_path)!r}, session=sys.argv[1])
         for i in range(2000):
             w.append(Record(ts=float(i), route="local", backend="b", model=sys.argv[1], status="ok",

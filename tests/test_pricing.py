@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from hybridnb import pricing
-from hybridnb._held import HeldClock
-from hybridnb._types import Usage
+from hybridnb.core import pricing
+from hybridnb.core.clock import HeldClock
+from hybridnb.types import Usage
 from hybridnb.config import get_settings
 
 

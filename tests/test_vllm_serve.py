@@ -123,7 +123,7 @@ def test_local_choices_against_real_vllm_serve(vllm_serve, hybridnb_home, monkey
     from IPython.core.interactiveshell import InteractiveShell
 
     import hybridnb
-    from hybridnb.dispatch import get_dispatcher
+    from hybridnb.core.dispatcher import get_dispatcher
 
     monkeypatch.setenv("HYBRIDNB_LOCAL_BACKEND", "vllm")
     monkeypatch.setenv("HYBRIDNB_LOCAL_BASE_URL", vllm_serve)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar, Literal, Sequence
 
-from .._types import Completion, Request
+from ..types import Completion, Request
 
 
 class Backend(abc.ABC):

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
-from .._types import Completion, Request, Usage
+from ..types import Completion, Request, Usage
 from ..errors import BackendError, BackendUnavailable, HybridnbError
 from . import _gguf_model
 from ._base import Backend

@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any, Mapping, Sequence
 
-from .._types import Request
+from ..types import Request
 from ..errors import InvalidAnswer
 
 Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]

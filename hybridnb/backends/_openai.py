@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import errors
-from .._types import Completion, Request, Usage
+from ..types import Completion, Request, Usage
 from ._base import Backend
 
 _KEYLIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_\-\*\.]{6,}")

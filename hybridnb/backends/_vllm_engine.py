@@ -22,7 +22,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from .. import errors
-from .._types import Completion, Request, Usage
+from ..types import Completion, Request, Usage
 from ._base import Backend
 from ._openai import OpenAIBackend
 

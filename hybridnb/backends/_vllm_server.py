@@ -25,7 +25,7 @@ import time
 from typing import Any, AsyncIterator, Sequence
 
 from .. import errors
-from .._types import Completion, Request
+from ..types import Completion, Request
 from . import _vllm_metrics
 from ._openai import OpenAIBackend, public_endpoint, redact
 
@@ -213,7 +213,7 @@ async def poll_metrics(backend: Any, route: str, backend_name: str | None = None
     Works for any Backend; stops polling (after one push of None) when the
     backend has no metrics.  One last scrape lands when the block ends.
     """
-    from ..signals import tracker
+    from ..spend.signals import tracker
 
     name = backend_name or backend.name
 

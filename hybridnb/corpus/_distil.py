@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 
 from ..config import get_settings
-from ..dispatch import get_dispatcher
-from . import _labels, _store
+from ..core.dispatcher import get_dispatcher
+from . import _labels
+from . import _store
 from ._reasoning import Decision, decide
 
 

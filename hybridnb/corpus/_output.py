@@ -7,7 +7,8 @@ import json
 import altair as alt
 import polars as pl
 
-from . import _report, _store
+from . import _report
+from . import _store
 from ._reasoning import calls
 
 TARGETS = {"top_two_correct": 1.0, "ranking_spearman": 0.9, "local_macro_f1_vs_truth": 0.85}

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .._api import template_hash
-from ..dispatch import get_dispatcher
+from ..core.calls import template_hash
+from ..core.dispatcher import get_dispatcher
 from ..errors import HybridnbError
 
 SYSTEM = ("You are helping an analyst code tech-conference transcripts by the priorities of CTOs. "
@@ -68,7 +68,7 @@ def _ask(con, step: str, todo: list[Decision], trust: str, template: str) -> Non
         for dec in todo:
             _store(con, step, dec, None, trust="evidence", error=f"{type(exc).__name__}: {exc}")
         return
-    from .._api import build_request
+    from ..core.calls import build_request
 
     row = con.execute("SELECT value FROM schema_info WHERE key = 'run_id'").fetchall()
     tags = {"batch": f"corpus:{row[0][0] if row else '-'}:{step}", "notebook": "corpus",

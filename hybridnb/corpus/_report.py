@@ -6,7 +6,7 @@ import polars as pl
 from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
 
-from .. import ledger as _ledger
+from ..store import ledger as _ledger
 from ..config import get_settings
 from . import _store
 from ._generate import NOISE_LABEL

@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import CorpusError
-from . import _labels, _store, _taxonomy
+from . import _labels
+from . import _store
+from . import _taxonomy
 from ._embed import embed, load_embedder
 from ._generate import generate
 from ._iterate import taxonomy_v2

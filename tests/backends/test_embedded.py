@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hybridnb._types import Request  # noqa: E402
+from hybridnb.types import Request  # noqa: E402
 from hybridnb.backends import _gguf_model  # noqa: E402
 from hybridnb.backends._embedded import EmbeddedBackend  # noqa: E402
 from hybridnb.backends._embedded_ops import chat_text, json_check  # noqa: E402
@@ -165,7 +165,7 @@ def test_answers_without_touching_the_network(tmp_path):
         socket.socket.connect = refuse
         socket.socket.connect_ex = refuse
         from hybridnb.backends._embedded import EmbeddedBackend
-        from hybridnb._types import Request
+        from hybridnb.types import Request
         b = EmbeddedBackend(threads=1)
         [c] = asyncio.run(b.complete([Request("Say hi.", "m", max_tokens=8)]))
         print("ATTEMPTS", len(attempts), "ERROR", c.error, "TEXT", bool(c.text))

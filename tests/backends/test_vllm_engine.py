@@ -8,7 +8,7 @@ import pytest
 
 import hybridnb
 from hybridnb import errors
-from hybridnb._types import Request
+from hybridnb.types import Request
 from hybridnb.backends import load
 from hybridnb.backends._vllm_engine import VLLMEngineBackend, engine_args_from_env
 

@@ -11,13 +11,13 @@ from typing import Sequence
 import pytest
 
 import hybridnb
-from hybridnb import pricing
-from hybridnb.report import summary_rows
-from hybridnb._types import Completion, Request, Usage
+from hybridnb.core import pricing
+from hybridnb.spend.report import summary_rows
+from hybridnb.types import Completion, Request, Usage
 from hybridnb.backends import _BUILTIN
 from hybridnb.backends._base import Backend
-from hybridnb.dispatch import get_dispatcher
-from hybridnb.ledger import connect
+from hybridnb.core.dispatcher import get_dispatcher
+from hybridnb.store.ledger import connect
 
 
 def union_length(intervals):
@@ -139,7 +139,7 @@ def test_busy_seconds_utilisation_and_idle_cost(hybridnb_home, monkeypatch):
 
 def test_held_shares_of_a_live_batch_match_the_offline_split():
     """HeldClock (online, used by the dispatcher) against pricing.held_shares (offline)."""
-    from hybridnb._held import HeldClock
+    from hybridnb.core.clock import HeldClock
 
     iv = [(0.0, 4.0), (1.0, 2.0), (1.5, 3.0), (5.0, 6.0), (5.0, 6.0)]
     clock, tokens, shares = HeldClock(), {}, {}

@@ -11,10 +11,10 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import hybridnb
 from hybridnb import errors
-from hybridnb._types import Request
+from hybridnb.types import Request
 from hybridnb.backends import load
 from hybridnb.backends._vllm_server import VLLMServerBackend, parse_version, poll_metrics, server_root
-from hybridnb.signals import tracker
+from hybridnb.spend.signals import tracker
 from openai_server import Handler, OpenAIServer
 
 
@@ -126,7 +126,7 @@ def test_structured_form_follows_the_server_version(local_vllm, vllm_server, ver
     else:
         assert choice_body["structured_outputs"] == {"choice": ["positive", "negative"]}
         assert "guided_choice" not in choice_body and "guided_json" not in json_body
-    d = hybridnb.dispatch.get_dispatcher().resolve("local").backend.describe()
+    d = hybridnb.get_dispatcher().resolve("local").backend.describe()
     assert d["server_version"] == version
 
 
@@ -296,7 +296,7 @@ def test_poller_pushes_metrics_into_the_signals_while_a_batch_runs(local_vllm, o
     local_vllm(openai_server)
     openai_server.script(delay_s=0.05, metrics={"num_requests_running": 4, "num_requests_waiting": 9,
                                                 "kv_cache_usage_perc": 0.5})
-    d = hybridnb.dispatch.get_dispatcher()
+    d = hybridnb.get_dispatcher()
     target = d.resolve("local")
     reqs = [Request(f"q{i}", target.model) for i in range(6)]
     seen = []
@@ -333,5 +333,5 @@ def test_log_never_carries_the_api_key(local_vllm, openai_server, monkeypatch):
     openai_server.script(metrics={"num_requests_running": 1})
     r = hybridnb.local("hi")
     assert openai_server.log[-1]["auth"]
-    d = hybridnb.dispatch.get_dispatcher().resolve("local").backend
+    d = hybridnb.get_dispatcher().resolve("local").backend
     assert "SECRET" not in json.dumps(d.describe()) + repr(d) + json.dumps(r.record.__dict__, default=str)

@@ -13,7 +13,8 @@ import os
 import duckdb
 import pytest
 
-from hybridnb import corpus, ledger
+from hybridnb import corpus
+from hybridnb.store import ledger
 from hybridnb.errors import CorpusError
 
 N = 5_000
@@ -23,7 +24,7 @@ N = 5_000
 def reason_env(_server, tmp_path_factory):
     """Module-wide: %%reason on the loopback server, an isolated HYBRIDNB_HOME."""
     from hybridnb import config
-    from hybridnb.dispatch import reset_dispatcher
+    from hybridnb.core.dispatcher import reset_dispatcher
 
     mp = pytest.MonkeyPatch()
     for key in [k for k in os.environ if k.startswith("HYBRIDNB_")] + ["OPENAI_API_KEY"]:

@@ -30,7 +30,7 @@ def ledger_home(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def unthrottled(monkeypatch):
     """Every poll re-reads a changed ledger (the throttle has its own test)."""
-    from hybridnb._server import _handlers
+    from hybridnb.notebook.server import _handlers
 
     monkeypatch.setattr(_handlers, "BUSY_MIN_S", 0.0)
     monkeypatch.setattr(_handlers, "BUSY_FACTOR", 0.0)
@@ -38,7 +38,7 @@ def unthrottled(monkeypatch):
 
 @pytest.fixture
 def jp_server_config(ledger_home):
-    return {"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}
+    return {"ServerApp": {"jpserver_extensions": {"hybridnb.notebook.server": True}}}
 
 
 _CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")

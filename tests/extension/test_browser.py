@@ -43,7 +43,7 @@ def lab(tmp_path, openai_server):
     labext.mkdir()
     (labext / "hybridnb").symlink_to(LABEXT, target_is_directory=True)
     (cfg / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"hybridnb._server": True}}}))
+        json.dumps({"ServerApp": {"jpserver_extensions": {"hybridnb.notebook.server": True}}}))
     with running_lab(tmp_path, openai_server, "spend.ipynb", CELLS, token=secrets.token_hex(16),
                      env={"HYBRIDNB_BUDGET_USD": SERVER_BUDGET_USD},
                      args=[f"--LabApp.extra_labextensions_path={labext}"]) as running:
@@ -83,7 +83,7 @@ def _wait_for(predicate, timeout_s: float, what: str):
 def test_status_bar_panel_and_summary_cell(lab):
     from playwright.sync_api import sync_playwright
 
-    from hybridnb.ledger import connect
+    from hybridnb.store.ledger import connect
 
     base, token = lab["url"], lab["token"]
     with pytest.raises(urllib.error.HTTPError) as e:  # the real server refuses without the token

@@ -10,7 +10,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 
-from hybridnb.ledger import LedgerWriter, Record, connect
+from hybridnb.store.ledger import LedgerWriter, Record, connect
 
 KERNEL_A = "6f1c2a0e-1111-4aaa-8bbb-000000000001"
 KERNEL_B = "6f1c2a0e-2222-4aaa-8bbb-000000000002"
@@ -167,7 +167,7 @@ async def test_markdown_escapes_dollars(jp_fetch, ledger_home, assert_no_latex):
 
 
 async def test_advice_comes_from_the_ledger(jp_fetch, ledger_home):
-    pytest.importorskip("hybridnb._advice")
+    pytest.importorskip("hybridnb.spend.advice")
     now = time.time()
     # the same prompt billed three times with the cache off: "don't reason twice"
     _write(ledger_home, "s", [_rec(cost=0.02, prompt_hash="p1", answer_hash="a1", ts=now - i)
@@ -179,7 +179,7 @@ async def test_advice_comes_from_the_ledger(jp_fetch, ledger_home):
 
 
 async def test_polls_over_a_changing_ledger_are_throttled(jp_fetch, ledger_home, monkeypatch):
-    from hybridnb._server import _handlers
+    from hybridnb.notebook.server import _handlers
 
     monkeypatch.setattr(_handlers, "BUSY_MIN_S", 3600.0)
     _write(ledger_home, "s1", [_rec(cost=1.0)])

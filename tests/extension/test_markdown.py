@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from hybridnb._server._markdown import prose, render, usd
+from hybridnb.notebook.server._markdown import prose, render, usd
 
 def _state(**kw):
     row = {"route": "reason", "backend": "openai", "model": "gpt-5", "calls": 3, "cache_hits": 1,

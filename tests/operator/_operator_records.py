@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hybridnb.ledger import Record
+from hybridnb.store.ledger import Record
 
 _clock = itertools.count()
 

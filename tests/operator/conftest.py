@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from _operator_records import make_record
-from hybridnb.ledger import LedgerWriter, Record
+from hybridnb.store.ledger import LedgerWriter, Record
 
 
 @pytest.fixture

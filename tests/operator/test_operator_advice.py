@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from hybridnb.ledger import connect
-from hybridnb._advice import (
+from hybridnb.store.ledger import connect
+from hybridnb.spend.advice import (
     Thresholds,
     add_capacity,
     breakeven_rows,
@@ -16,7 +16,7 @@ from hybridnb._advice import (
     idle_capacity,
     move_the_work,
 )
-from hybridnb.signals import Tracker
+from hybridnb.spend.signals import Tracker
 
 T = Thresholds()
 

@@ -144,7 +144,7 @@ def test_widget_updates_live_in_jupyterlab(lab, openai_server):
             browser.close()
 
     # the widget showed what the ledger holds
-    from hybridnb.ledger import connect
+    from hybridnb.store.ledger import connect
 
     (n, total), = connect(lab["home"]).sql(
         "SELECT count(*), sum(cost_usd) FROM ledger WHERE status <> 'cached'").fetchall()

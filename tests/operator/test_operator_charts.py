@@ -7,8 +7,8 @@ import math
 import altair as alt
 import pytest
 
-from hybridnb import charts
-from hybridnb._advice import Thresholds
+from hybridnb.spend import charts
+from hybridnb.spend.advice import Thresholds
 
 
 def _values(chart):

@@ -8,10 +8,10 @@ import re
 import duckdb
 import pytest
 
-from hybridnb.ledger import connect
+from hybridnb.store.ledger import connect
 from hybridnb.errors import HybridnbError
-from hybridnb.report import budget_line, build, cell_usage, export_ledger, report
-from hybridnb.signals import signals
+from hybridnb.spend.report import budget_line, build, cell_usage, export_ledger, report
+from hybridnb.spend.signals import signals
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_signals_returns_plain_data(home, write):
 def test_cell_usage_display_carries_metadata(mixed):
     from IPython.core.interactiveshell import InteractiveShell
 
-    from hybridnb.report import CellUsage
+    from hybridnb.spend.report import CellUsage
 
     shell = InteractiveShell.instance()
     data, meta = shell.display_formatter.format(CellUsage(mixed))

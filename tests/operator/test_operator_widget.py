@@ -8,9 +8,9 @@ import time
 import pytest
 
 from _operator_records import make_record
-from hybridnb.ledger import connect
-from hybridnb.signals import tracker
-from hybridnb.widget import SpendState, SpendWidget
+from hybridnb.store.ledger import connect
+from hybridnb.spend.signals import tracker
+from hybridnb.notebook.widget import SpendState, SpendWidget
 
 
 def _records():
@@ -172,7 +172,7 @@ def test_public_widget_stays_callable(home):
 
 def test_widget_follows_the_real_dispatcher(reason_on_server, hybridnb_home):
     import hybridnb
-    from hybridnb.dispatch import get_dispatcher
+    from hybridnb.core.dispatcher import get_dispatcher
 
     w = hybridnb.widget()
     try:

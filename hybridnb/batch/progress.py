@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ._response import money
+from ..core.response import money
 
 
 class Progress:

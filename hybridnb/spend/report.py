@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .ledger import SUMMARY_SQL, connect
-from .ledger import _q as _sql_quote
-from ._advice import Thresholds, compute_advice
-from .errors import HybridnbError, LedgerError
+from ..store.ledger import SUMMARY_SQL, connect
+from ..store.ledger import _q as _sql_quote
+from .advice import Thresholds, compute_advice
+from ..errors import HybridnbError, LedgerError
 
 SUMMARY_COLUMNS = (
     "route", "backend", "model", "calls", "cache_hits", "errors", "input_tokens",
@@ -29,7 +29,7 @@ def resolve_home(home: Path | str | None = None) -> Path:
     if home is not None:
         return Path(home)
     try:
-        from .config import get_settings
+        from ..config import get_settings
 
         return Path(get_settings().home)
     except ImportError:
@@ -41,7 +41,7 @@ def resolve_budget(budget_usd: float | None = None) -> float | None:
     if budget_usd is not None:
         return budget_usd
     try:
-        from .config import get_settings
+        from ..config import get_settings
 
         return getattr(get_settings(), "budget_usd", None)
     except ImportError:
@@ -295,7 +295,7 @@ def export_ledger(
 def cell_usage(records: Iterable[Any]) -> dict[str, Any]:
     """Usage and cost of one cell's calls, for the cell's (or output's) metadata.
 
-    ``records`` are :class:`hybridnb.ledger.Record` objects (or dicts with the
+    ``records`` are :class:`hybridnb.store.ledger.Record` objects (or dicts with the
     same keys).  Returns ``{"hybridnb": {...}}`` ready to merge into metadata.
     """
     recs = [r if isinstance(r, dict) else vars(r) for r in records]  # no asdict() copy

@@ -1,7 +1,7 @@
 """Jupyter server extension and prebuilt JupyterLab extension of hybridnb.
 
 ``hybridnb/__init__.py`` re-exports the two ``_jupyter_*`` hooks; the server
-extension is also enabled directly as ``hybridnb._server`` by the config file
+extension is also enabled directly as ``hybridnb.notebook.server`` by the config file
 ``jupyter-config/server-config/hybridnb.json`` that the wheel installs.
 """
 
@@ -13,7 +13,7 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "hybridnb._server"}]
+    return [{"module": "hybridnb.notebook.server"}]
 
 
 def _load_jupyter_server_extension(server_app):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterable, Mapping
 
-from ._context import cell_tags
-from ._response import Response
-from ._summary import Summary
-from ._types import Request
-from .config import get_settings
-from .dispatch import get_dispatcher
-from .errors import HybridnbError
+from .context import cell_tags
+from .response import Response
+from ..spend.summary import Summary
+from ..types import Request
+from ..config import get_settings
+from .dispatcher import get_dispatcher
+from ..errors import HybridnbError
 
 
 def template_hash(template: str) -> str:
@@ -53,7 +53,7 @@ def call(route: str, prompt: str, *, model=None, system=None, max_tokens=None, t
                         max_tokens=max_tokens or target.rs.max_tokens, temperature=temperature,
                         choices=choices, json_schema=json_schema, tags=all_tags)
     use_cache = target.settings["cache"] if cache is None else cache
-    from ._loop import run_sync
+    from .loop import run_sync
 
     resp = run_sync(d.arun([req], target, cache=use_cache, force=force))[0]
     if raise_errors and resp.error is not None:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import anywidget
 import traitlets
 
-from .._advice import Thresholds, add_capacity, compute_advice
+from ...spend.advice import Thresholds, add_capacity, compute_advice
 from ._state import SpendState
 
 _HERE = Path(__file__).parent
@@ -110,7 +110,7 @@ class SpendWidget(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> "SpendWidget":
         """A widget whose initial state aggregates every ledger row under ``home``."""
-        from ..report import resolve_home
+        from ...spend.report import resolve_home
 
         home = resolve_home(home)
         w = cls(SpendState.from_ledger(home, where), home=home, budget_usd=budget_usd, **kwargs)
@@ -130,7 +130,7 @@ class SpendWidget(anywidget.AnyWidget):
 
     def flush(self) -> None:
         """Push the aggregate state (and live lanes) to the traits."""
-        from ..signals import tracker
+        from ...spend.signals import tracker
 
         with self._lock:
             self._timer = None
@@ -165,7 +165,7 @@ class SpendWidget(anywidget.AnyWidget):
         """The configured budget, read live (``%hybridnb budget`` may change it)."""
         if self.home is None:
             return None
-        from ..report import resolve_budget
+        from ...spend.report import resolve_budget
 
         try:
             return resolve_budget(None)
@@ -183,7 +183,7 @@ class SpendWidget(anywidget.AnyWidget):
         gap = max(every_s, 10 * self._advice_cost)
         if not force and (not self._advice_dirty or time.monotonic() - self._advice_at < gap):
             return
-        from ..ledger import connect
+        from ...store.ledger import connect
 
         t0 = time.monotonic()
         self._advice_at = t0
@@ -223,7 +223,7 @@ class SpendWidget(anywidget.AnyWidget):
     def attach(self, dispatcher: Any = None, poll_s: float = 1.0) -> "SpendWidget":
         """Subscribe to the dispatcher's ledger feed and poll live signals."""
         if dispatcher is None:
-            from ..dispatch import get_dispatcher
+            from ...core.dispatcher import get_dispatcher
 
             dispatcher = get_dispatcher()
         self._dispatcher = dispatcher
@@ -241,7 +241,7 @@ class SpendWidget(anywidget.AnyWidget):
         return self
 
     def _poll(self, every: float) -> None:
-        from ..signals import tracker
+        from ...spend.signals import tracker
 
         last = None
         while not self._stop.wait(every):

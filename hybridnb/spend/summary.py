@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import ledger as _ledger
-from ._response import money
+from ..store import ledger as _ledger
+from ..core.response import money
 
 
 @dataclass

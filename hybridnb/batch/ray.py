@@ -22,13 +22,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-from . import errors as _errors
-from ._records import duplicate_outcome
-from ._response import Response
-from ._types import Request, Usage
-from .cache import cache_key
-from .errors import BackendUnavailable
-from .ledger import Record
+from .. import errors as _errors
+from ..core.records import duplicate_outcome
+from ..core.response import Response
+from ..types import Request, Usage
+from ..store.cache import cache_key
+from ..errors import BackendUnavailable
+from ..store.ledger import Record
 
 #: rows per actor call, as a multiple of the actor's concurrency
 WAVES_PER_BATCH = 8
@@ -58,8 +58,8 @@ class CallStage:
     """Ray Data map stage: one dispatcher per actor, same route settings as the driver."""
 
     def __init__(self, route: str, values: dict, base: dict, cache: bool, force: bool, session: str):
-        from .dispatch import get_dispatcher
-        from .ledger import LedgerWriter
+        from ..core.dispatcher import get_dispatcher
+        from ..store.ledger import LedgerWriter
 
         self.d = get_dispatcher()
         self.target = self.d.resolve(route, values)
@@ -72,7 +72,7 @@ class CallStage:
         self.force = force
 
     def __call__(self, batch: dict) -> dict:
-        from ._loop import run_sync
+        from ..core.loop import run_sync
 
         reqs = [replace(self.base, prompt=str(p)) for p in batch["prompt"]]
         resps = run_sync(self.d.arun(reqs, self.target, cache=self.cache, force=self.force))

@@ -11,10 +11,11 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Float, Unicode, observe
 
-from . import _api, config
-from ._options import check_choices, load_schema
-from ._template import render
-from .errors import HybridnbError
+from ..core import calls as _api
+from .. import config
+from ..core.constraints import check_choices, load_schema
+from ..core.template import render
+from ..errors import HybridnbError
 
 _TRAIT_KEYS = {
     "reason_model": "reason.model", "reason_base_url": "reason.base_url", "reason_backend": "reason.backend",
@@ -87,7 +88,7 @@ class HybridnbMagics(Magics):
         if not cell or not cell.strip():
             raise UsageError(f"%%{route}: the cell is empty — write the prompt below the %%{route} line")
         if args.over:
-            from .batch import magic_batch
+            from ..batch.runner import magic_batch
 
             return magic_batch(self.shell, route, args, cell)
         try:
@@ -127,7 +128,7 @@ class HybridnbMagics(Magics):
             raise UsageError(f"%hybridnb {cmd}: {e}") from None
 
     def _cmd_status(self, rest):
-        from .dispatch import get_dispatcher
+        from ..core.dispatcher import get_dispatcher
 
         s = config.get_settings()
         d = get_dispatcher()
@@ -179,13 +180,13 @@ class HybridnbMagics(Magics):
     def _cmd_cache(self, rest):
         if rest != ["clear"]:
             raise UsageError("%hybridnb cache: the only sub-command is `%hybridnb cache clear`")
-        from .dispatch import get_dispatcher
+        from ..core.dispatcher import get_dispatcher
 
         n = get_dispatcher().cache(config.get_settings().home).clear()
         print(f"cache cleared: {n} answers removed")
 
     def _cmd_backends(self, rest):
-        from . import backends
+        from .. import backends
 
         for name, target in sorted(backends.available().items()):
             print(f"{name:10s} {target}")
@@ -196,12 +197,12 @@ class HybridnbMagics(Magics):
         display(show())
 
     def _cmd_signals(self, rest):
-        from .signals import signals
+        from ..spend.signals import signals
 
         print(json.dumps(signals(), indent=2, default=str))
 
     def _cmd_export(self, rest):
-        from .report import export_ledger, report
+        from ..spend.report import export_ledger, report
 
         if rest[:1] == ["--ledger"]:
             if len(rest) != 2:
@@ -215,7 +216,7 @@ class HybridnbMagics(Magics):
         self.shell.set_next_input("%%markdown\n" + report("markdown"), replace=False)
 
     def _cmd_reset(self, rest):
-        from .dispatch import reset_dispatcher
+        from ..core.dispatcher import reset_dispatcher
 
         config.session.clear()
         reset_dispatcher()
@@ -227,7 +228,7 @@ _COMMANDS = ("status", "summary", "config", "budget", "cache", "backends", "widg
 
 def _show(resp) -> None:
     """Display a Response with its usage in the output's metadata (the saved notebook keeps its bill)."""
-    from .report import cell_usage
+    from ..spend.report import cell_usage
 
     meta = cell_usage([resp.record]) if resp.record is not None else {}
     display(resp, metadata=meta)

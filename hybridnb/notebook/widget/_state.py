@@ -11,7 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..ledger import AGGREGATES, connect
+from ...store.ledger import AGGREGATES, connect
 
 #: calls kept in "last calls"
 RECENT = 8

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import HybridnbError
+from ..errors import HybridnbError
 
 
 class Frame:

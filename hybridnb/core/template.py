@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any, Mapping
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 _fmt = string.Formatter()
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._types import Request, Usage
+from ..types import Request, Usage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -12,8 +12,8 @@ from typing import Any
 
 import altair as alt
 
-from .ledger import connect
-from ._advice import Thresholds, breakeven_rows, local_usd_per_row
+from ..store.ledger import connect
+from .advice import Thresholds, breakeven_rows, local_usd_per_row
 from .report import resolve_home
 
 SPEND_SQL = """

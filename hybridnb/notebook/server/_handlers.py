@@ -19,7 +19,8 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from . import _markdown, _summary
+from . import _markdown
+from . import _summary
 
 #: an unchanged ledger is re-read at most this often (the "today" and lane windows drift)
 IDLE_TTL_S = 30.0
@@ -33,23 +34,23 @@ _cache_lock = threading.Lock()
 def _settings(root_dir: str | None):
     """(home, budget_usd, warn_fraction, note) from hybridnb's settings; never raises."""
     try:
-        from ..config import get_settings
+        from ...config import get_settings
 
         s = get_settings(cwd=Path(root_dir) if root_dir else None)
         return s.home, s.budget_usd, float(s.get("budget_warn_fraction", 0.8) or 0.8), ""
     except Exception as e:  # a broken hybridnb.toml must not break the page
         import os
 
-        from ..config import default_home
+        from ...config import default_home
 
         home = os.environ.get("HYBRIDNB_HOME") or default_home()
         return Path(home).expanduser(), None, 0.8, f"settings unreadable: {e}"
 
 
 def _ledger_advice(home: Path) -> list[Any]:
-    """The operator view's ledger rules (``hybridnb._advice``) as JSON-able dicts."""
-    mod = importlib.import_module("hybridnb._advice")
-    from ..ledger import connect
+    """The operator view's ledger rules (``hybridnb.spend.advice``) as JSON-able dicts."""
+    mod = importlib.import_module("hybridnb.spend.advice")
+    from ...store.ledger import connect
 
     con = connect(home)
     try:

@@ -19,20 +19,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import backends as _backends
+from .. import backends as _backends
 from . import pricing
-from ._held import HeldClock
-from ._records import Target, cached_outcome, duplicate_outcome, make_record, make_response, short_hash
-from .backends._base import Backend
-from .backends._vllm_server import poll_metrics
-from ._loop import run_sync
-from ._response import Response, money
-from ._types import Completion, Request, Usage
-from .cache import Cache, cache_key
-from .config import EMBEDDED_MODEL, Settings, get_settings
-from .errors import BackendError, BudgetExceeded, ConfigError, HybridnbError
-from .ledger import LedgerWriter, Record
-from .signals import tracker
+from .clock import HeldClock
+from .records import Target, cached_outcome, duplicate_outcome, make_record, make_response, short_hash
+from ..backends._base import Backend
+from ..backends._vllm_server import poll_metrics
+from .loop import run_sync
+from .response import Response, money
+from ..types import Completion, Request, Usage
+from ..store.cache import Cache, cache_key
+from ..config import EMBEDDED_MODEL, Settings, get_settings
+from ..errors import BackendError, BudgetExceeded, ConfigError, HybridnbError
+from ..store.ledger import LedgerWriter, Record
+from ..spend.signals import tracker
 
 Listener = Callable[[Record], None]
 ResultCallback = Callable[[int, Response], None]

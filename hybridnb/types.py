@@ -77,6 +77,7 @@ class Completion:
     billed: bool = True
     model: str | None = None
     busy_s: float | None = None
+    choice_probs: dict[str, float] | None = None  # with choices: a probability per label, when known
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

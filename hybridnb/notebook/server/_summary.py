@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..ledger import AGGREGATES
+from ...store.ledger import AGGREGATES
 
 #: schema version of the JSON the front end reads
 VERSION = 1
@@ -182,7 +182,7 @@ def build_state(
     now: float | None = None,
 ) -> dict[str, Any]:
     """The full state for ``home``; ``kernel``/``session``/``notebook`` scope ``current``."""
-    from ..ledger import connect, ledger_files  # (hybridnb.ledger the attribute is a function)
+    from ...store.ledger import connect, ledger_files  # (hybridnb.ledger the attribute is a function)
 
     now = time.time() if now is None else now
     state = empty_state(home)

@@ -28,18 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import _batch_data, pricing
-from ._api import route_overrides, template_hash
-from ._context import cell_tags
-from ._loop import run_sync
-from ._progress import Progress
-from ._response import money
-from ._template import field_names, render
-from ._types import Request
-from .cache import cache_key
-from .dispatch import get_dispatcher
-from .errors import BudgetExceeded, HybridnbError, InvalidAnswer, TemplateError
-from ._options import check_choices, load_schema
+from . import frames as _batch_data
+from ..core import pricing
+from ..core.calls import route_overrides, template_hash
+from ..core.context import cell_tags
+from ..core.loop import run_sync
+from .progress import Progress
+from ..core.response import money
+from ..core.template import field_names, render
+from ..types import Request
+from ..store.cache import cache_key
+from ..core.dispatcher import get_dispatcher
+from ..errors import BudgetExceeded, HybridnbError, InvalidAnswer, TemplateError
+from ..core.constraints import check_choices, load_schema
 
 OUTPUT_COLUMNS = ("answer", "input_tokens", "output_tokens", "cost_usd", "cached", "error")
 ENGINES = ("local", "ray")
@@ -200,7 +201,7 @@ class _Results:
         text = resp.text
         value = resp.json
         if err is None and self.choices and text not in self.choices:
-            from .backends._openai import match_choice
+            from ..backends._openai import match_choice
 
             label = match_choice(text, self.choices)
             if label is None:
@@ -388,7 +389,7 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
     t0 = time.monotonic()
     try:
         if engine == "ray":
-            from . import _ray_engine
+            from . import ray as _ray_engine
 
             _ray_engine.run(d, reqs, target, cache=use_cache, force=force, on_result=res.on_response)
         elif reqs:
@@ -476,9 +477,9 @@ def _show_bill(batch_id: str) -> None:
     """Display the batch's bill; its output metadata keeps usage and cost with the saved notebook."""
     from IPython.display import display
 
-    from .config import get_settings
-    from .ledger import read
-    from .report import CellUsage
+    from ..config import get_settings
+    from ..store.ledger import read
+    from ..spend.report import CellUsage
 
     rows = read(get_settings().home, where=f"batch = '{batch_id}'")
     if rows.height:

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
-import types
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import LedgerError
+from ..errors import LedgerError
 
 #: records per live file before it is sealed into Parquet
 ROTATE_ROWS = 20_000
@@ -259,15 +257,8 @@ def as_dict(record: Record) -> dict[str, Any]:
     return asdict(record)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``hybridnb.ledger()`` read the ledger while ``hybridnb.ledger.connect``
-    and friends stay ordinary module functions."""
+def read_all(where: str | None = None):
+    """Every ledger row (all kernels) as a polars DataFrame; ``where`` is a SQL filter."""
+    from ..config import get_settings
 
-    def __call__(self, where: str | None = None):
-        """Every ledger row (all kernels) as a polars DataFrame; ``where`` is a SQL filter."""
-        from .config import get_settings
-
-        return read(get_settings().home, where)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return read(get_settings().home, where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._types import Usage
+from ..types import Usage
 
 
 def money(x: float) -> str:
@@ -40,6 +40,14 @@ class Response:
     error: Exception | None = None
     json: Any = None
     record: Any = None
+    choice_probs: dict[str, float] | None = None
+
+    @property
+    def confidence(self) -> float | None:
+        """The probability of the chosen label (choices only; None when unknown)."""
+        if not self.choice_probs:
+            return None
+        return self.choice_probs.get(self.text, max(self.choice_probs.values()))
 
     @property
     def ok(self) -> bool:
@@ -70,7 +78,7 @@ class Response:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         body = self.text if self.error is None else f"**{type(self.error).__name__}**: {self.error}"
-        from .report import prose_md
+        from ..spend.report import prose_md
 
         foot = prose_md(self.footer())
         md = f"{body}\n\n<sub>{foot}</sub>"

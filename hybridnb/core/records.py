@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._response import Response
-from ._types import Request, Usage
-from .config import RouteSettings, Settings
-from .ledger import Record
+from .response import Response
+from ..types import Request, Usage
+from ..config import RouteSettings, Settings
+from ..store.ledger import Record
 
 
 @dataclass

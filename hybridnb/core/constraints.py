@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import HybridnbError
+from ..errors import HybridnbError
 
 
 def check_choices(choices: str | Iterable[Any] | None) -> list[str] | None:

@@ -22,8 +22,8 @@ import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ._types import Usage
-from .config import RouteSettings
+from ..types import Usage
+from ..config import RouteSettings
 
 
 @dataclass(frozen=True)

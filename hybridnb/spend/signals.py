@@ -140,12 +140,12 @@ def signals(
     ``lanes`` holds one dict per (route, backend): queue depth, in-flight,
     wait and latency p50/p95, throughput, saturation and the backend's own
     metrics (vLLM ``/metrics`` where present).  ``advice`` is a list of dicts
-    (kind, title, message, numbers) from :mod:`hybridnb._advice`, computed over
+    (kind, title, message, numbers) from :mod:`hybridnb.spend.advice`, computed over
     the ledger under ``home`` (default: the configured home) and these lanes.
     """
-    from .ledger import connect
-    from ._advice import compute_advice
-    from .errors import LedgerError
+    from ..store.ledger import connect
+    from .advice import compute_advice
+    from ..errors import LedgerError
     from .report import resolve_home
 
     lanes = tracker.snapshot(window_s)

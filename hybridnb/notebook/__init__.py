@@ -1,0 +1,1 @@
+"""The Jupyter front ends: magics, display, the live widget and the Jupyter server extension."""

@@ -1,0 +1,1 @@
+"""The read path: one spend report over the ledger, its renderings, advice, live signals and charts."""
