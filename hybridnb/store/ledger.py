@@ -17,6 +17,7 @@ mid-write) is skipped, never fatal.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import threading
@@ -66,7 +67,25 @@ class Record:
     session: str = ""
     kind: str = "call"  # "call" | "compute" (non-LLM local work, e.g. a classifier)
     rows: int = 1  # rows of work this record covers
+    user: str = field(default_factory=lambda: os_user())  # who ran it (a shared HYBRIDNB_HOME = a team view)
+    via: str = ""  # "auto" when the %%auto cascade placed this call on its route
+    confidence: float | None = None  # the answer's confidence (choices: probability of the chosen label)
+    escalated: bool = False  # an auto row sent on to reason because the local answer was unsure
+    similarity: float | None = None  # a semantic cache hit: similarity of the prompt to the cached one
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+_USER: list[str] = []
+
+
+def os_user() -> str:
+    """The OS user (``HYBRIDNB_USER`` overrides it), read once per process."""
+    if not _USER:
+        try:
+            _USER.append(os.environ.get("HYBRIDNB_USER") or getpass.getuser())
+        except Exception:  # no passwd entry (some containers)
+            _USER.append(str(os.getuid()) if hasattr(os, "getuid") else "")
+    return _USER[0]
 
 
 #: column name -> DuckDB type, in Record order
@@ -74,6 +93,7 @@ COLUMNS: dict[str, str] = {}
 for _f in fields(Record):
     COLUMNS[_f.name] = {
         "float": "DOUBLE",
+        "float | None": "DOUBLE",
         "int": "BIGINT",
         "bool": "BOOLEAN",
         "str": "VARCHAR",
