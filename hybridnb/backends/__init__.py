@@ -17,6 +17,15 @@ _BUILTIN = {
 }
 
 
+#: backends registered at run time with register() (name -> "module:Class" or the class)
+_REGISTERED: dict[str, object] = {}
+
+
+def register(name: str, cls: "type[Backend] | str") -> None:
+    """Make ``cls`` (a Backend subclass or ``"module:Class"``) available as backend ``name``."""
+    _REGISTERED[name] = cls
+
+
 @functools.lru_cache(maxsize=1)
 def _plugins() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group="hybridnb.backends")}
@@ -26,11 +35,14 @@ def available(refresh: bool = False) -> dict[str, str]:
     """Backend name → ``module:Class`` for built-ins and installed plug-ins."""
     if refresh:
         _plugins.cache_clear()
-    return {**_BUILTIN, **_plugins()}
+    named = {k: v if isinstance(v, str) else f"{v.__module__}:{v.__qualname__}" for k, v in _REGISTERED.items()}
+    return {**_BUILTIN, **_plugins(), **named}
 
 
 def load(name: str) -> type[Backend]:
     """The Backend class registered as ``name``."""
+    if isinstance(_REGISTERED.get(name), type):
+        return _REGISTERED[name]  # type: ignore[return-value]
     target = available().get(name)
     if target is None:
         raise ConfigError(f"unknown backend {name!r}; available: {', '.join(sorted(available()))}")
@@ -48,4 +60,4 @@ def load(name: str) -> type[Backend]:
     return cls
 
 
-__all__ = ["Backend", "available", "load"]
+__all__ = ["Backend", "available", "load", "register"]

@@ -314,13 +314,13 @@ class Dispatcher:
             rec = make_record(r, target, self.session, status="ok" if c.error is None else "error", usage=usage,
                                cost=cost, latency=c.latency_s, held=each,
                                busy=c.busy_s if c.busy_s is not None else each, unpriced=unpriced,
-                               error=c.error, answer=c.text)
+                               error=c.error, answer=c.text, probs=c.choice_probs)
             resp = make_response(target, c.text, usage, cost, c.latency_s, each, unpriced, c.error, rec,
-                                  json_value=c.extra.get("json"))
+                                  json_value=c.extra.get("json"), probs=c.choice_probs)
             records.append(rec)
             responses.append((group, resp))
             if c.error is None and store is not None:
-                cache_items.append((keys[group[0]], c.text, usage, cost, target.model))
+                cache_items.append((keys[group[0]], c.text, usage, cost, target.model, c.choice_probs))
             tracker.finished(target.route, target.backend_name, c.latency_s, c.error is not None)
             self.spent_usd += cost
         lane_key = (target.route, target.backend_name, target.model)

@@ -42,8 +42,15 @@ def short_hash(text: str) -> str:
 
 
 
+def confidence_of(answer: str, probs: dict[str, float] | None) -> float | None:
+    """The probability of ``answer`` among scored choices (None when unscored)."""
+    if not probs:
+        return None
+    return float(probs.get(answer, max(probs.values())))
+
+
 def make_record(r: Request, target: Target, session: str | None, *, status, usage, cost, latency, held, busy,
-                unpriced, error, answer, saved=0.0) -> Record:
+                unpriced, error, answer, saved=0.0, probs=None) -> Record:
     """The ledger row for one request's outcome."""
     tags = r.tags or {}
     return Record(
@@ -58,25 +65,28 @@ def make_record(r: Request, target: Target, session: str | None, *, status, usag
         notebook=str(tags.get("notebook", "")), cell=str(tags.get("cell", "")),
         batch=str(tags.get("batch", "")), template=str(tags.get("template", "")),
         prompt_hash=short_hash(r.prompt), answer_hash=short_hash(answer.strip().lower()) if answer else "",
-        session=session or "",
+        session=session or "", via=str(tags.get("via", "")), escalated=bool(tags.get("escalated", False)),
+        confidence=confidence_of(answer, probs) if error is None else None,
     )
 
 
 def make_response(target: Target, text, usage, cost, latency, held, unpriced, error, rec,
-                  cached=False, saved=0.0, json_value=None) -> Response:
+                  cached=False, saved=0.0, json_value=None, probs=None) -> Response:
     """The user's Response for one request's outcome."""
     return Response(
         text=text, route=target.route, backend=target.backend_name, model=target.model, usage=usage,
         cost_usd=cost, cached=cached, saved_usd=saved, latency_s=latency, held_s=held,
         pricing=target.pricing, simulated=target.simulated, unpriced=unpriced,
         reference_model=target.reference_model, error=error, json=json_value, record=rec,
+        choice_probs=dict(probs) if probs else None,
     )
 
 
 def cached_outcome(r: Request, target: Target, session: str | None, hit) -> tuple[Response, Record]:
     """A cache hit: $0, marked cached, with the dollars it saved."""
     rec = make_record(r, target, session, status="cached", usage=Usage(), cost=0.0, latency=0.0, held=0.0,
-                      busy=0.0, unpriced=False, error=None, answer=hit.text, saved=hit.cost_usd)
+                      busy=0.0, unpriced=False, error=None, answer=hit.text, saved=hit.cost_usd,
+                      probs=hit.probs)
     json_value = None
     if r.json_schema:
         try:
@@ -84,7 +94,7 @@ def cached_outcome(r: Request, target: Target, session: str | None, hit) -> tupl
         except ValueError:
             json_value = None
     resp = make_response(target, hit.text, hit.usage, 0.0, 0.0, 0.0, False, None, rec,
-                         cached=True, saved=hit.cost_usd, json_value=json_value)
+                         cached=True, saved=hit.cost_usd, json_value=json_value, probs=hit.probs)
     return resp, rec
 
 

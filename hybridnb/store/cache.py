@@ -23,9 +23,10 @@ CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
     text TEXT NOT NULL,
     input_tokens INTEGER, output_tokens INTEGER, cached_tokens INTEGER,
-    cost_usd REAL, model TEXT, created REAL
+    cost_usd REAL, model TEXT, created REAL, probs TEXT
 )
 """
+_COLS = "text, input_tokens, output_tokens, cached_tokens, cost_usd, model, probs"
 
 
 @dataclass
@@ -34,6 +35,12 @@ class CachedAnswer:
     usage: Usage
     cost_usd: float
     model: str
+    probs: dict[str, float] | None = None  # scored choices: a probability per label
+
+
+def _answer(row) -> CachedAnswer:
+    probs = json.loads(row[6]) if row[6] else None
+    return CachedAnswer(row[0], Usage(row[1], row[2], row[3]), row[4], row[5], probs)
 
 
 def cache_key(route: str, backend: str, endpoint: str | None, request: Request) -> str:
@@ -60,41 +67,40 @@ class Cache:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute(_SCHEMA)
+            if "probs" not in {r[1] for r in con.execute("PRAGMA table_info(answers)")}:
+                con.execute("ALTER TABLE answers ADD COLUMN probs TEXT")  # caches from before probs
             self._local.con = con
         return con
 
     def get(self, key: str) -> CachedAnswer | None:
-        row = self._con().execute(
-            "SELECT text, input_tokens, output_tokens, cached_tokens, cost_usd, model FROM answers WHERE key=?",
-            (key,),
-        ).fetchone()
-        if row is None:
-            return None
-        return CachedAnswer(row[0], Usage(row[1], row[2], row[3]), row[4], row[5])
+        row = self._con().execute(f"SELECT {_COLS} FROM answers WHERE key=?", (key,)).fetchone()
+        return None if row is None else _answer(row)
 
     def get_many(self, keys: list[str]) -> dict[str, CachedAnswer]:
         out: dict[str, CachedAnswer] = {}
         con = self._con()
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            q = ("SELECT key, text, input_tokens, output_tokens, cached_tokens, cost_usd, model "
-                 f"FROM answers WHERE key IN ({','.join('?' * len(chunk))})")
+            q = f"SELECT key, {_COLS} FROM answers WHERE key IN ({','.join('?' * len(chunk))})"
             for k, *row in con.execute(q, chunk):
-                out[k] = CachedAnswer(row[0], Usage(row[1], row[2], row[3]), row[4], row[5])
+                out[k] = _answer(row)
         return out
 
-    def put(self, key: str, text: str, usage: Usage, cost_usd: float, model: str) -> None:
-        self.put_many([(key, text, usage, cost_usd, model)])
+    def put(self, key: str, text: str, usage: Usage, cost_usd: float, model: str, probs=None) -> None:
+        self.put_many([(key, text, usage, cost_usd, model, probs)])
 
     def put_many(self, items) -> None:
         if not items:
             return
         now = time.time()
-        rows = [(k, t, u.input_tokens, u.output_tokens, u.cached_input_tokens, c, m, now)
-                for k, t, u, c, m in items]
+        rows = []
+        for k, t, u, c, m, *rest in items:  # (key, text, usage, cost, model[, probs])
+            probs = json.dumps(rest[0]) if rest and rest[0] else None
+            rows.append((k, t, u.input_tokens, u.output_tokens, u.cached_input_tokens, c, m, now, probs))
         con = self._con()
         con.execute("BEGIN")
-        con.executemany("INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?)", rows)
+        con.executemany("INSERT OR REPLACE INTO answers (key, text, input_tokens, output_tokens, "
+                        "cached_tokens, cost_usd, model, created, probs) VALUES (?,?,?,?,?,?,?,?,?)", rows)
         con.execute("COMMIT")
 
     def clear(self) -> int:
