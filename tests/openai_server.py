@@ -6,7 +6,7 @@ same in-process (a thread) or as a subprocess (``python tests/openai_server.py``
 
 * ``POST /_script`` ``{"delay_s": 0.02, "queue": [{"status": 429, "retry_after": 0.05}, {"garbage": true}], "metrics": {...}}``
   sets the per-request delay and a queue of scripted replies consumed one per
-  request (status, garbage body, hang seconds);
+  request (status, garbage body, hang seconds, ``content``: the answer's text);
 * ``GET /_log`` → every chat request seen (path, auth header present, body);
 * ``POST /_reset`` clears log, queue and delay;
 * ``GET /metrics`` → vLLM-style Prometheus text when ``metrics`` was scripted, else 404;
@@ -182,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist",
                                        "type": "invalid_request_error", "code": "model_not_found"}})
             return
-        text = answer_for(body)
+        text = script["content"] if "content" in script else answer_for(body)
         prompt_tokens = sum(words(str(m.get("content", ""))) for m in body.get("messages", [])) + 3
         reply = {
             "id": f"chatcmpl-{st.served}", "object": "chat.completion", "created": int(time.time()),

@@ -42,7 +42,7 @@ def test_missing_variable_names_it(ip, reason_on_server):
 def test_empty_cell_and_unknown_flag_are_usage_errors(ip, reason_on_server):
     with pytest.raises(UsageError, match="cell is empty"):
         ip.run_cell_magic("reason", "", "   \n")
-    with pytest.raises(UsageError, match="unrecognized arguments"):
+    with pytest.raises(UsageError, match="%%reason: unknown option --frobnicate"):
         ip.run_cell_magic("reason", "--frobnicate", "hi")
 
 

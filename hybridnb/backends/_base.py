@@ -37,6 +37,12 @@ class Backend(abc.ABC):
     async def complete(self, requests: Sequence[Request]) -> list[Completion]:
         """Run ``requests`` and return one Completion each, in order."""
 
+    async def prepare(self) -> float | None:
+        """Get ready for the first call (e.g. load a model); the seconds it took, or None if already ready.
+
+        The dispatcher calls it before a call's held time starts and ledgers the seconds as set-up."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Public, secret-free facts about this backend (for status output)."""
         return {"backend": self.name}

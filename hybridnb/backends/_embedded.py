@@ -78,6 +78,7 @@ class EmbeddedBackend(Backend):
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._loaded: _gguf_model.LoadedModel | None = None
         self._running = 0
         self._stats = {"busy_s": 0.0, "requests": 0, "input_tokens": 0, "output_tokens": 0}
@@ -95,9 +96,21 @@ class EmbeddedBackend(Backend):
 
     def load(self) -> _gguf_model.LoadedModel:
         """Load the model now (normally done lazily on the first request)."""
-        if self._loaded is None:
-            self._loaded = _gguf_model.load(self.model_path, self.cache_dir)
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = _gguf_model.load(self.model_path, self.cache_dir)
         return self._loaded
+
+    async def prepare(self) -> float | None:
+        """Load the model before the first call, so its load is set-up, not that call's compute."""
+        if self._loaded is not None:
+            return None
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.load)
+        except Exception:  # noqa: BLE001 - the call itself reports the failure
+            return None
+        return time.perf_counter() - t0
 
     @property
     def tokenizer(self) -> Any:

@@ -218,7 +218,11 @@ class Dispatcher:
             return results  # type: ignore[return-value]
         if not force and target.settings.budget_usd is not None:
             self.check_budget(self.estimate([requests[g[0]] for g in todo], target), target.settings)
+        setup = await self._prepare(target, requests[todo[0][0]])
         await self._send(requests, todo, keys, target, store, deliver, force)
+        first = results[todo[0][0]]
+        if setup is not None and first is not None:
+            first.setup_s, first.setup_usd = setup.held_s, setup.cost_usd
         self._maybe_warn(target.settings)
         return results  # type: ignore[return-value]
 
@@ -239,6 +243,20 @@ class Dispatcher:
             self.writer(target.settings.home).extend(hit_records)
             self._emit(hit_records)
         return list(groups.values())
+
+    async def _prepare(self, target: Target, first: Request) -> Record | None:
+        """Let the backend load what it needs; ledger that time as a "setup" row, not as a call's compute."""
+        seconds = await target.backend.prepare()
+        if not seconds:
+            return None
+        cost = pricing.compute_cost(seconds, target.rate_per_hour) if target.pricing == "compute" else 0.0
+        rec = make_record(first, target, self.session, status="ok", usage=Usage(), cost=cost, latency=seconds,
+                          held=seconds, busy=seconds, unpriced=False, error=None, answer="")
+        rec.kind, rec.prompt_hash, rec.rows = "setup", "", 0
+        self.spent_usd += cost
+        self.writer(target.settings.home).append(rec)
+        self._emit([rec])
+        return rec
 
     async def _send(self, requests, todo, keys, target: Target, store, deliver, force) -> None:
         lane = (target.route, target.backend_name)

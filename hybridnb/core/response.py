@@ -41,6 +41,9 @@ class Response:
     json: Any = None
     record: Any = None
     choice_probs: dict[str, float] | None = None
+    #: one-time set-up before this call (e.g. loading the embedded model), ledgered as its own row
+    setup_s: float = 0.0
+    setup_usd: float = 0.0
 
     @property
     def confidence(self) -> float | None:
@@ -71,6 +74,8 @@ class Response:
             cost += f" for {self.held_s:.2f} s compute"
         parts.append(cost)
         parts.append(f"{self.latency_s:.2f} s")
+        if self.setup_s:
+            parts.append(f"+ set-up {self.setup_s:.2f} s (model load, once) {money(self.setup_usd)}")
         parts.append(f"cached (saved {money(self.saved_usd)})" if self.cached else "not cached")
         if self.error is not None:
             parts.append(f"error: {type(self.error).__name__}")
@@ -83,6 +88,9 @@ class Response:
         foot = prose_md(self.footer())
         md = f"{body}\n\n<sub>{foot}</sub>"
         return {"text/markdown": md, "text/plain": f"{self.text}\n-- {self.footer()}"}
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(f"{self.text}\n-- {self.footer()}")
 
     def __repr__(self) -> str:
         return f"Response({self.text[:40]!r}, {self.footer()})"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import difflib
 import shlex
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Unicode, observe
 
@@ -16,6 +16,9 @@ from .. import config
 from ..core.constraints import check_choices, load_schema
 from ..core.template import render
 from ..errors import HybridnbError
+from . import subcommands
+from .formats import FORMATS, instruct, present
+from .help import cell_magic_help, line_magic_help, parse_line
 
 _TRAIT_KEYS = {
     "reason_model": "reason.model", "reason_base_url": "reason.base_url", "reason_backend": "reason.backend",
@@ -25,6 +28,7 @@ _TRAIT_KEYS = {
 
 
 def _route_args(f):
+    name = f.__name__
     for deco in reversed([
         argument("-o", "--output", metavar="NAME", help="store the Response (or batch result) in NAME"),
         argument("-m", "--model", help="model for this cell (overrides settings)"),
@@ -42,9 +46,14 @@ def _route_args(f):
         argument("--col", action="append", metavar="NAME", help="batch: column(s) the template uses"),
         argument("--engine", default="local", help="batch engine: local (in-process) or ray"),
         argument("--concurrency", type=int, help="batch: calls in flight at once"),
+        argument("-f", "--format", default="markdown", choices=FORMATS,
+                 help="markdown (default), text, json (-o gets the parsed object), code (a new cell below), "
+                      "html or math"),
     ]):
         f = deco(f)
-    return magic_arguments()(f)
+    f = magic_arguments(name=f"%{name}")(f)  # usage reads %%reason, not %reason
+    f.getdoc = lambda: cell_magic_help(name, f.parser)  # `%%reason?` shows what is in effect now
+    return f
 
 
 @magics_class
@@ -61,6 +70,12 @@ class HybridnbMagics(Magics):
     local_gpu_hour_usd = Float(None, allow_none=True, config=True, help="$ per GPU-hour of local compute")
     local_gpus = Float(None, allow_none=True, config=True, help="GPUs a local backend holds")
     show_widget = Bool(False, config=True, help="show the live spend widget on %load_ext")
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        from .history import track_errors
+
+        track_errors(shell)  # {Err[n]} in templates
 
     @observe(*_TRAIT_KEYS)
     def _trait_changed(self, change):
@@ -83,16 +98,17 @@ class HybridnbMagics(Magics):
         return self._run("local", line, cell)
 
     def _run(self, route: str, line: str, cell: str):
-        magic = getattr(self, route)
-        args = parse_argstring(magic, line)
+        args = parse_line(f"%%{route}", getattr(self, route).parser, line)
         if not cell or not cell.strip():
             raise UsageError(f"%%{route}: the cell is empty — write the prompt below the %%{route} line")
         if args.over:
+            if args.format != "markdown":
+                raise UsageError(f"%%{route}: -f {args.format} applies to one-prompt cells, not --over batches")
             from ..batch.runner import magic_batch
 
             return magic_batch(self.shell, route, args, cell)
         try:
-            prompt = render(cell.strip(), self.shell.user_ns)
+            prompt = instruct(render(cell.strip(), self.shell.user_ns, shell=self.shell), args.format)
             schema = load_schema(args.json_schema) if args.json_schema else None
             choices = check_choices(args.choices) if args.choices else None
             resp = _api.call(
@@ -103,132 +119,47 @@ class HybridnbMagics(Magics):
             )
         except HybridnbError as e:
             raise UsageError(f"%%{route}: {e}") from None
-        if args.output:
-            self.shell.user_ns[args.output] = resp
-        if not args.quiet:
-            _show(resp)
         if resp.error is not None:
+            if args.output:
+                self.shell.user_ns[args.output] = resp
+            if not args.quiet:
+                _show(resp)
             raise UsageError(f"%%{route}: {type(resp.error).__name__}: {resp.error}")
+        if args.output:
+            self.shell.user_ns[args.output] = resp  # kept even when -f json cannot parse the answer
+        value = present(self.shell, resp, args.format, quiet=args.quiet, metadata=_usage_meta(resp))
+        if args.output:
+            self.shell.user_ns[args.output] = value
 
     # ---- line magic -----------------------------------------------------------
     @line_magic
     def hybridnb(self, line: str):
-        """%hybridnb status|summary|config [k=v ...]|budget [usd|off]|cache clear|backends|widget|signals|export [--ledger PATH]|reset"""
+        """%hybridnb COMMAND — `%hybridnb help` lists every command."""
         try:
             words = shlex.split(line)
         except ValueError as e:
             raise UsageError(f"%hybridnb: {e}") from None
         cmd, rest = (words[0], words[1:]) if words else ("status", [])
-        handler = getattr(self, f"_cmd_{cmd.replace('-', '_')}", None)
+        handler = subcommands.handler(cmd.replace("_", "-"))
         if handler is None:
-            raise UsageError(f"%hybridnb: unknown command {cmd!r}; try: {', '.join(_COMMANDS)}")
+            near = difflib.get_close_matches(cmd, list(subcommands.COMMANDS), n=1)
+            hint = f" — did you mean {near[0]!r}?" if near else ""
+            raise UsageError(f"%hybridnb: unknown command {cmd!r}{hint} Commands: "
+                             f"{', '.join(subcommands.COMMANDS)} (`%hybridnb help` says what each does)")
         try:
-            return handler(rest)
+            return handler(self, rest)
         except HybridnbError as e:
             raise UsageError(f"%hybridnb {cmd}: {e}") from None
 
-    def _cmd_status(self, rest):
-        from ..core.dispatcher import get_dispatcher
-
-        s = config.get_settings()
-        d = get_dispatcher()
-        lines = []
-        for route in config.ROUTES:
-            try:
-                t = d.resolve(route)
-                where = t.endpoint or "in-process"
-                extra = f" — offline stand-in for {t.reference_model}" if t.simulated else ""
-                lines.append(f"%%{route}: {t.backend_name} · {t.model} · {where} · priced by {t.pricing}{extra}")
-            except HybridnbError as e:
-                lines.append(f"%%{route}: not ready — {e}")
-        lines.append(f"home: {s.home}")
-        lines.append(_api.summary().budget_line())
-        print("\n".join(lines))
-
-    def _cmd_summary(self, rest):
-        display(_api.summary())
-
-    def _cmd_config(self, rest):
-        if not rest:
-            for k, v in config.get_settings().public().items():
-                print(f"{k} = {v}")
-            return
-        for item in rest:
-            if "=" not in item:
-                raise UsageError(f"%hybridnb config: expected key=value, got {item!r}")
-            key, value = item.split("=", 1)
-            config.session.set(key.strip(), value.strip())
-            shown = "<set>" if key.strip() in config.SECRET_KEYS else value.strip()
-            print(f"{key.strip()} = {shown}")
-
-    def _cmd_budget(self, rest):
-        if not rest:
-            print(_api.summary().budget_line())
-            return
-        value = rest[0]
-        if value.lower() in ("off", "none"):
-            config.session.set("budget_usd", None)
-            print("budget removed")
-            return
-        try:
-            usd = float(value.lstrip("$"))
-        except ValueError:
-            raise UsageError(f"%hybridnb budget: {value!r} is not an amount in $") from None
-        config.session.set("budget_usd", usd)
-        print(_api.summary().budget_line())
-
-    def _cmd_cache(self, rest):
-        if rest != ["clear"]:
-            raise UsageError("%hybridnb cache: the only sub-command is `%hybridnb cache clear`")
-        from ..core.dispatcher import get_dispatcher
-
-        n = get_dispatcher().cache(config.get_settings().home).clear()
-        print(f"cache cleared: {n} answers removed")
-
-    def _cmd_backends(self, rest):
-        from .. import backends
-
-        for name, target in sorted(backends.available().items()):
-            print(f"{name:10s} {target}")
-
-    def _cmd_widget(self, rest):
-        from .widget import show
-
-        display(show())
-
-    def _cmd_signals(self, rest):
-        from ..spend.signals import signals
-
-        print(json.dumps(signals(), indent=2, default=str))
-
-    def _cmd_export(self, rest):
-        from ..spend.report import export_ledger, report
-
-        if rest[:1] == ["--ledger"]:
-            if len(rest) != 2:
-                raise UsageError("%hybridnb export --ledger PATH (.csv, .parquet, .json or .jsonl)")
-            path = export_ledger(rest[1])
-            print(f"ledger written to {path}")
-            return
-        if rest:
-            raise UsageError("%hybridnb export [--ledger PATH]")
-        # the notebook's own next-input mechanism: a new cell below that renders as Markdown
-        self.shell.set_next_input("%%markdown\n" + report("markdown"), replace=False)
-
-    def _cmd_reset(self, rest):
-        from ..core.dispatcher import reset_dispatcher
-
-        config.session.clear()
-        reset_dispatcher()
-        print("session settings and spend counter reset (the ledger is kept)")
+    hybridnb.getdoc = line_magic_help  # `%hybridnb?`
 
 
-_COMMANDS = ("status", "summary", "config", "budget", "cache", "backends", "widget", "signals", "export", "reset")
+def _usage_meta(resp) -> dict:
+    """The answer's usage for the output's metadata (the saved notebook keeps its bill)."""
+    from ..spend.report import cell_usage
+
+    return cell_usage([resp.record]) if resp.record is not None else {}
 
 
 def _show(resp) -> None:
-    """Display a Response with its usage in the output's metadata (the saved notebook keeps its bill)."""
-    from ..spend.report import cell_usage
-
-    meta = cell_usage([resp.record]) if resp.record is not None else {}
-    display(resp, metadata=meta)
+    display(resp, metadata=_usage_meta(resp))

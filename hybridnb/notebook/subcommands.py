@@ -1,0 +1,168 @@
+"""The bodies of `%hybridnb <command>`: one function per command, ``cmd_<name>(magics, rest)``.
+
+``COMMANDS`` lists every command with one line of help and an example; `%hybridnb help`,
+`%hybridnb?` and the README's table are built from (and tested against) it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.display import display
+
+from .. import config
+from ..core import calls as _api
+from ..errors import HybridnbError
+
+#: name -> (one line, example); the order is the order help shows
+COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("which backend, model and endpoint each route uses, the home folder and the budget",
+               "%hybridnb status"),
+    "summary": ("spend by route/backend/model, cache savings and budget left", "%hybridnb summary"),
+    "models": ("the models each route can use: the endpoint's /v1/models, the embedded model, "
+               "priced models with $ per 1M tokens", "%hybridnb models reason"),
+    "config": ("show every setting, or set some for this session", "%hybridnb config reason.model=gpt-4o-mini"),
+    "budget": ("show the budget, set it in $, or remove it", "%hybridnb budget 5"),
+    "cache": ("empty the answer cache", "%hybridnb cache clear"),
+    "backends": ("installed backends (built-in and plug-ins) and their import paths", "%hybridnb backends"),
+    "widget": ("the live spend panel (text summary in a terminal)", "%hybridnb widget"),
+    "signals": ("operator signals and advice as data", "%hybridnb signals"),
+    "export": ("a %%markdown cell with the cost summary below, or the raw ledger to a file",
+               "%hybridnb export --ledger spend.parquet"),
+    "reset": ("forget session settings and the session's spend counter (the ledger is kept)", "%hybridnb reset"),
+    "help": ("this list; `%%reason?` / `%%local?` show the cell magics' options", "%hybridnb help"),
+}
+
+
+def cmd_status(magics, rest: list[str]) -> None:
+    from ..core.dispatcher import get_dispatcher
+
+    s = config.get_settings()
+    d = get_dispatcher()
+    lines = []
+    for route in config.ROUTES:
+        try:
+            t = d.resolve(route)
+            where = t.endpoint or "in-process"
+            extra = f" — offline stand-in for {t.reference_model}" if t.simulated else ""
+            lines.append(f"%%{route}: {t.backend_name} · {t.model} · {where} · priced by {t.pricing}{extra}")
+        except HybridnbError as e:
+            lines.append(f"%%{route}: not ready — {e}")
+    lines.append(f"home: {s.home}")
+    lines.append(_api.summary().budget_line())
+    print("\n".join(lines))
+
+
+def cmd_summary(magics, rest: list[str]) -> None:
+    s = _api.summary()
+    display({"text/plain": str(s), "text/markdown": s._repr_markdown_()}, raw=True)
+
+
+def cmd_models(magics, rest: list[str]) -> None:
+    from ..backends.models import list_models
+
+    if len(rest) > 1 or (rest and rest[0] not in config.ROUTES):
+        raise UsageError(f"%hybridnb models [{'|'.join(config.ROUTES)}]")
+    display(list_models(rest[0] if rest else None))
+
+
+def cmd_config(magics, rest: list[str]) -> None:
+    if not rest:
+        for k, v in config.get_settings().public().items():
+            print(f"{k} = {v}")
+        return
+    for item in rest:
+        if "=" not in item:
+            raise UsageError(f"%hybridnb config: expected key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        config.session.set(key.strip(), value.strip())
+        shown = "<set>" if key.strip() in config.SECRET_KEYS else value.strip()
+        print(f"{key.strip()} = {shown}")
+
+
+def cmd_budget(magics, rest: list[str]) -> None:
+    if not rest:
+        print(_api.summary().budget_line())
+        return
+    value = rest[0]
+    if value.lower() in ("off", "none"):
+        config.session.set("budget_usd", None)
+        print("budget removed")
+        return
+    try:
+        usd = float(value.lstrip("$"))
+    except ValueError:
+        raise UsageError(f"%hybridnb budget: {value!r} is not an amount in $") from None
+    config.session.set("budget_usd", usd)
+    print(_api.summary().budget_line())
+
+
+def cmd_cache(magics, rest: list[str]) -> None:
+    if rest != ["clear"]:
+        raise UsageError("%hybridnb cache: the only sub-command is `%hybridnb cache clear`")
+    from ..core.dispatcher import get_dispatcher
+
+    n = get_dispatcher().cache(config.get_settings().home).clear()
+    print(f"cache cleared: {n} answers removed")
+
+
+def cmd_backends(magics, rest: list[str]) -> None:
+    from .. import backends
+
+    for name, target in sorted(backends.available().items()):
+        print(f"{name:12s} {target}")
+
+
+def cmd_widget(magics, rest: list[str]) -> None:
+    from .widget import show
+
+    w = show()
+    rb = getattr(w, "_repr_mimebundle_", None)
+    bundle = dict((rb() if callable(rb) else None) or {})
+    bundle["text/plain"] = "live spend panel (shown in JupyterLab, Notebook 7, VS Code)\n" + str(_api.summary())
+    display(bundle, raw=True)
+
+
+def cmd_signals(magics, rest: list[str]) -> None:
+    from ..spend.signals import signals
+
+    print(json.dumps(signals(), indent=2, default=str))
+
+
+def cmd_export(magics, rest: list[str]) -> None:
+    from ..spend.report import export_ledger, report
+
+    if rest[:1] == ["--ledger"]:
+        if len(rest) != 2:
+            raise UsageError("%hybridnb export --ledger PATH (.csv, .parquet, .json or .jsonl)")
+        path = export_ledger(rest[1])
+        print(f"ledger written to {path}")
+        return
+    if rest:
+        raise UsageError("%hybridnb export [--ledger PATH]")
+    # the notebook's own next-input mechanism: a new code cell below that renders as Markdown when run
+    magics.shell.set_next_input("%%markdown\n" + report("markdown"), replace=False)
+    print("inserted below: a %%markdown cell with the cost summary (run it to render)")
+
+
+def cmd_reset(magics, rest: list[str]) -> None:
+    from ..core.dispatcher import reset_dispatcher
+
+    config.session.clear()
+    reset_dispatcher()
+    print("session settings and spend counter reset (the ledger is kept)")
+
+
+def cmd_help(magics, rest: list[str]) -> None:
+    from .help import line_magic_help
+
+    print(line_magic_help())
+
+
+def handler(name: str) -> Callable[[Any, list[str]], None] | None:
+    """The function behind `%hybridnb name`, or None."""
+    if name not in COMMANDS:
+        return None
+    return globals()[f"cmd_{name}"]
