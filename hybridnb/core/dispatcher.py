@@ -288,9 +288,10 @@ class Dispatcher:
                     if len(comps) != len(reqs):
                         raise BackendError(f"backend {target.backend_name} returned {len(comps)} "
                                            f"answers for {len(reqs)} requests")
-                except asyncio.CancelledError:
+                except asyncio.CancelledError as e:
                     share = clock.finish(token)
-                    self._settle_interrupted(reqs, chunk, target, share)
+                    self._settle_cancelled(reqs, chunk, getattr(e, "partial", None), share, keys, target,
+                                           store, deliver)
                     raise
                 except Exception as e:
                     err = e if isinstance(e, HybridnbError) else BackendError(f"{type(e).__name__}: {e}")
@@ -355,6 +356,18 @@ class Dispatcher:
         if store is not None and cache_items:
             store.put_many(cache_items)
         self._emit(records + dup_records)
+
+    def _settle_cancelled(self, reqs, chunk, partial, share, keys, target: Target, store, deliver) -> None:
+        """Ctrl-C mid-chunk: rows that had finished (``partial[k]``, from a bulk backend) are settled like
+        any answer (ledger, cache); the rest are recorded as interrupted."""
+        done = [k for k, c in enumerate(partial or ()) if c is not None]
+        part = share * len(done) / len(reqs)
+        if done:
+            self._settle([reqs[k] for k in done], [chunk[k] for k in done], [partial[k] for k in done], part,
+                         keys, target, store, deliver)
+        rest = sorted(set(range(len(reqs))) - set(done))
+        if rest:
+            self._settle_interrupted([reqs[k] for k in rest], [chunk[k] for k in rest], target, share - part)
 
     def _settle_interrupted(self, reqs, chunk, target: Target, share: float) -> None:
         """Record calls cut off by Ctrl-C: their held time was spent."""
