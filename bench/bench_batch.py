@@ -1,11 +1,20 @@
-"""Batch throughput: hybridnb.batch.map vs a bare AsyncOpenAI + Semaphore, same server, same run.
+"""Batch throughput: hybridnb.map vs bare clients, same server, same run.
 
-    nice -n 10 .venv/bin/python bench/bench_batch.py [--rows 10000] [--rounds 3] [--ray] [--mem-rows 100000]
+    nice -n 10 .venv/bin/python bench/bench_batch.py [--rows 2000] [--rounds 3] [--ray] [--mem-rows 100000]
+                                                    [--profile]
 
 The server is tests/openai_server.py as a subprocess with a fixed 20 ms delay.
 Every round uses fresh prompts, so map pays for real calls (cache writes and
-ledger records included) and never hits the cache.  Prints medians and the
-ratio map ÷ bare, and the ideal rate concurrency ÷ latency.
+ledger records included) and never hits the cache.  Clients, interleaved per round:
+
+* raw — hybridnb's keep-alive HTTP/1.1 pool + Semaphore, pre-serialised bodies, no parsing (the ceiling);
+* bare — ``AsyncOpenAI`` + Semaphore (the baseline of the ratio);
+* aiohttp — ``AsyncOpenAI(http_client=DefaultAioHttpClient())`` + Semaphore (when aiohttp is installed);
+* litellm — ``litellm.acompletion`` + Semaphore (when litellm is installed);
+* map — ``hybridnb.map`` (bulk transport; ledger, cache, dedup, budget, signals on);
+* map-sdk — the same with ``transport="sdk"``.
+
+Prints medians and the ratios map ÷ bare, map ÷ raw; ``--profile`` adds where map's CPU goes.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+MODEL = "test-local-model"
 
 
 def start_server(delay: float) -> tuple[subprocess.Popen, str]:
@@ -33,41 +43,142 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-async def _bare(base_url: str, prompts: list[str], conc: int) -> float:
-    from openai import AsyncOpenAI
-
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2)
+async def _gather(fn, prompts: list[str], conc: int) -> float:
     sem = asyncio.Semaphore(conc)
 
-    async def one(p: str) -> str:
+    async def one(p: str):
         async with sem:
-            r = await client.chat.completions.create(model="test-local-model", temperature=0.0,
-                                                     messages=[{"role": "user", "content": p}])
-            return r.choices[0].message.content
+            return await fn(p)
 
     t = time.perf_counter()
     out = await asyncio.gather(*(one(p) for p in prompts))
     dt = time.perf_counter() - t
-    await client.close()
-    assert len(out) == len(prompts)
+    assert len(out) == len(prompts) and all(out)
     return len(prompts) / dt
 
 
-def bare_rate(base_url: str, prompts: list[str], conc: int) -> float:
-    return asyncio.run(_bare(base_url, prompts, conc))
+async def _raw(base_url: str, prompts: list[str], conc: int) -> float:
+    from hybridnb.backends import _fast_http as fh
+
+    pool = fh.Pool(base_url, {"Authorization": "Bearer EMPTY"}, max_idle=conc)
+
+    async def one(p: str) -> bool:
+        body = fh.dumps({"model": MODEL, "messages": [{"role": "user", "content": p}], "temperature": 0.0})
+        r = await pool.post("/chat/completions", body)
+        return r.status == 200
+
+    try:
+        return await _gather(one, prompts, conc)
+    finally:
+        pool.close()
 
 
-def map_rate(texts: list[str], conc: int, engine: str = "local") -> float:
+async def _sdk(base_url: str, prompts: list[str], conc: int, aiohttp: bool = False) -> float:
+    from openai import AsyncOpenAI
+
+    kw = {}
+    if aiohttp:
+        from openai import DefaultAioHttpClient
+
+        kw["http_client"] = DefaultAioHttpClient()
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, **kw)
+
+    async def one(p: str) -> str:
+        r = await client.chat.completions.create(model=MODEL, temperature=0.0,
+                                                 messages=[{"role": "user", "content": p}])
+        return r.choices[0].message.content
+
+    try:
+        return await _gather(one, prompts, conc)
+    finally:
+        await client.close()
+
+
+async def _litellm(base_url: str, prompts: list[str], conc: int) -> float:
+    import litellm
+
+    async def one(p: str) -> str:
+        r = await litellm.acompletion(model=f"openai/{MODEL}", api_base=base_url, api_key="EMPTY",
+                                      temperature=0.0, messages=[{"role": "user", "content": p}])
+        return r.choices[0].message.content
+
+    return await _gather(one, prompts, conc)
+
+
+def available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def client_rate(kind: str, base_url: str, prompts: list[str], conc: int) -> float:
+    coro = {"raw": lambda: _raw(base_url, prompts, conc), "bare": lambda: _sdk(base_url, prompts, conc),
+            "aiohttp": lambda: _sdk(base_url, prompts, conc, aiohttp=True),
+            "litellm": lambda: _litellm(base_url, prompts, conc)}[kind]
+    return asyncio.run(coro())
+
+
+def map_rate(texts: list[str], conc: int, engine: str = "local", transport: str = "bulk") -> float:
     import polars as pl
 
     from hybridnb.batch.runner import run_batch
 
     df = pl.DataFrame({"text": texts})
     t = time.perf_counter()
-    res = run_batch(df, "Label: {text}", "local", concurrency=conc, progress=False, verbose=False, engine=engine)
+    res = run_batch(df, "Label: {text}", "local", concurrency=conc, progress=False, verbose=False, engine=engine,
+                    transport=transport)
     dt = time.perf_counter() - t
     assert res.stats.ok == len(texts) and res.stats.failed == 0, res.stats.line()
     return len(texts) / dt
+
+
+def rate(kind: str, base_url: str, n: int, conc: int) -> float:
+    if kind == "map":
+        return map_rate(texts(n), conc)
+    if kind == "map-sdk":
+        return map_rate(texts(n), conc, transport="sdk")
+    return client_rate(kind, base_url, texts(n), conc)
+
+
+def profile_map(n: int, conc: int, top: int = 25) -> None:
+    """Where map's CPU goes on the calling thread and the loop thread (yappi-free: cProfile on the loop)."""
+    import cProfile
+    import pstats
+
+    from hybridnb.core.loop import get_loop
+
+    prof = cProfile.Profile()
+    loop = get_loop()
+    loop.call_soon_threadsafe(prof.enable)
+    time.sleep(0.05)
+    map_rate(texts(n), conc)
+    loop.call_soon_threadsafe(prof.disable)
+    time.sleep(0.05)
+    st = pstats.Stats(prof)
+    groups: dict[str, float] = {}
+    for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
+        key = _group(file, func)
+        groups[key] = groups.get(key, 0.0) + tt
+    total = sum(groups.values())
+    print(f"  profile of one {n:,}-row map on the loop thread: {total:.2f} s CPU in Python "
+          f"({total / n * 1e6:.0f} µs a row)")
+    for k, v in sorted(groups.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"    {k:38s} {v:6.2f} s  {v / total:5.1%}  {v / n * 1e6:5.0f} µs/row")
+
+
+def _group(file: str, func: str) -> str:
+    f = file.replace("\\", "/")
+    for key, label in (("_fast_http", "HTTP client (_fast_http)"), ("batch/bulk", "bulk backend (encode/parse)"),
+                       ("core/dispatcher", "dispatcher (settle, send)"), ("core/records", "records/responses"),
+                       ("store/ledger", "ledger write"), ("store/cache", "cache write"),
+                       ("spend/signals", "signals"), ("core/pricing", "pricing"), ("batch/runner", "runner callbacks"),
+                       ("batch/progress", "progress"), ("asyncio", "asyncio event loop"), ("json", "json (stdlib)"),
+                       ("uuid", "uuid"), ("hashlib", "hashing"), ("sqlite3", "sqlite")):
+        if key in f:
+            return label
+    if func.startswith("<built-in method") or file == "~":
+        return "builtins: " + func[:28]
+    return "other: " + Path(f).name
 
 
 def texts(n: int) -> list[str]:
@@ -93,12 +204,13 @@ def mem_child(rows: int, conc: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--rows", type=int, default=2_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--delay", type=float, default=0.02)
     ap.add_argument("--ray", action="store_true", help="also time engine='ray' on the same rows")
     ap.add_argument("--mem-rows", type=int, default=0, help="also measure peak RSS of one run this big")
+    ap.add_argument("--profile", action="store_true", help="also profile one map run (CPU by component)")
     ap.add_argument("--mem-child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mem_child:
@@ -106,22 +218,31 @@ def main() -> None:
         return
     proc, base_url = start_server(args.delay)
     home = tempfile.mkdtemp(prefix="hnb-bench-")
-    os.environ.update(HYBRIDNB_HOME=home, HYBRIDNB_LOCAL_BASE_URL=base_url, HYBRIDNB_LOCAL_MODEL="test-local-model")
+    os.environ.update(HYBRIDNB_HOME=home, HYBRIDNB_LOCAL_BASE_URL=base_url, HYBRIDNB_LOCAL_MODEL=MODEL)
+    kinds = ["raw", "bare"] + [k for k, m in (("aiohttp", "aiohttp"), ("litellm", "litellm")) if available(m)]
+    kinds += ["map", "map-sdk"]
     try:
-        bare_rate(base_url, texts(300), args.concurrency)  # warm both paths
-        map_rate(texts(300), args.concurrency)
-        bare, mapped = [], []
+        for k in kinds:  # warm every path (imports, connections, first cache/ledger files)
+            rate(k, base_url, 300, args.concurrency)
+        rates: dict[str, list[float]] = {k: [] for k in kinds}
         for r in range(args.rounds):
-            bare.append(bare_rate(base_url, texts(args.rows), args.concurrency))
-            mapped.append(map_rate(texts(args.rows), args.concurrency))
-            print(f"round {r + 1}: bare {bare[-1]:,.0f} rows/s · map {mapped[-1]:,.0f} rows/s", flush=True)
+            for k in kinds:
+                rates[k].append(rate(k, base_url, args.rows, args.concurrency))
+            print(f"round {r + 1}: " + " · ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()), flush=True)
         ideal = args.concurrency / args.delay
-        mb, mm = statistics.median(bare), statistics.median(mapped)
+        med = {k: statistics.median(v) for k, v in rates.items()}
         print(f"{args.rows:,} rows, concurrency {args.concurrency}, {args.delay * 1000:.0f} ms latency, "
-              f"{args.rounds} rounds (medians)")
-        print(f"  bare AsyncOpenAI + Semaphore: {mb:,.0f} rows/s ({mb / ideal:.1%} of ideal {ideal:,.0f})")
-        print(f"  hybridnb.batch.map:           {mm:,.0f} rows/s ({mm / ideal:.1%} of ideal)")
-        print(f"  map / bare: {mm / mb:.2f}")
+              f"{args.rounds} rounds (medians, rows/s; ideal {ideal:,.0f})")
+        for k in kinds:
+            print(f"  {k:8s} {med[k]:7,.0f}  ({med[k] / ideal:5.1%} of ideal)  per round: "
+                  + ", ".join(f"{x:,.0f}" for x in rates[k]))
+        ratios = [m / b for m, b in zip(rates["map"], rates["bare"])]
+        print(f"  map / bare: {med['map'] / med['bare']:.2f} (per round {', '.join(f'{x:.2f}' for x in ratios)})")
+        print(f"  map / raw:  {med['map'] / med['raw']:.2f}; map / map-sdk: {med['map'] / med['map-sdk']:.2f}")
+        if "litellm" in med:
+            print(f"  map / litellm: {med['map'] / med['litellm']:.2f}")
+        if args.profile:
+            profile_map(args.rows, args.concurrency)
         if args.ray:
             import ray
 

@@ -33,6 +33,7 @@ from ..core import pricing
 from ..core.calls import route_overrides, template_hash
 from ..core.context import cell_tags
 from ..core.loop import run_sync
+from .bulk import bulk_target
 from .progress import Progress
 from ..core.response import money
 from ..core.template import field_names, render
@@ -44,6 +45,7 @@ from ..core.constraints import check_choices, load_schema
 
 OUTPUT_COLUMNS = ("answer", "input_tokens", "output_tokens", "cost_usd", "cached", "error")
 ENGINES = ("local", "ray")
+TRANSPORTS = ("bulk", "sdk")
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -332,10 +334,16 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
               engine: str = "local", progress: bool = True, output_prefix: str = "",
               columns: Sequence[str] | None = None, variables: Mapping[str, Any] | None = None,
               con: Any = None, backend: str | None = None, base_url: str | None = None,
-              verbose: bool = True, name: str | None = None) -> BatchResult:
-    """Like :func:`map`, but returns the frame together with :class:`BatchStats`."""
+              verbose: bool = True, name: str | None = None, transport: str = "bulk") -> BatchResult:
+    """Like :func:`map`, but returns the frame together with :class:`BatchStats`.
+
+    ``transport``: ``"bulk"`` (default) sends OpenAI-protocol rows over hybridnb's keep-alive
+    client (same retries and errors as the SDK, several times its rate); ``"sdk"`` uses the SDK.
+    """
     if engine not in ENGINES:
         raise HybridnbError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
+    if transport not in TRANSPORTS:
+        raise HybridnbError(f"unknown transport {transport!r}; transports are: {', '.join(TRANSPORTS)}")
     if concurrency is not None and concurrency < 1:
         raise HybridnbError("concurrency must be at least 1")
     choices = check_choices(choices)
@@ -393,7 +401,8 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
 
             _ray_engine.run(d, reqs, target, cache=use_cache, force=force, on_result=res.on_response)
         elif reqs:
-            run_sync(d.arun(reqs, target, cache=use_cache, force=force, on_result=res.on_response))
+            send_to = bulk_target(target, concurrency) if transport == "bulk" else target
+            run_sync(d.arun(reqs, send_to, cache=use_cache, force=force, on_result=res.on_response))
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:

@@ -1,0 +1,208 @@
+"""The bulk transport for ``hybridnb.map`` on OpenAI-protocol targets.
+
+:class:`BulkBackend` wraps the route's :class:`~hybridnb.backends._openai.OpenAIBackend`
+(OpenAI, ``vllm serve``, any compatible server) and sends a batch's rows over
+the lean keep-alive pool of :mod:`hybridnb.backends._fast_http` instead of
+the SDK.  It takes rows from the dispatcher in chunks (``batch_size``) so the
+dispatcher settles a chunk at a time (one ledger write and one cache
+transaction per chunk, not per row); several chunks overlap and share one
+semaphore, so the number of requests in flight stays at ``concurrency``.
+
+Semantics kept from the SDK path: the same request body, retries with the
+SDK's backoff and ``Retry-After``, and errors built by the SDK's own error
+factory and translated by the wrapped backend (same classes, same messages,
+credentials redacted).  Ctrl-C raises :class:`ChunkCancelled`, carrying the
+rows of the chunk that had already finished, so the dispatcher can ledger
+and cache them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from typing import Any, Sequence
+
+from .. import errors
+from ..backends import _fast_http as fh
+from ..backends._base import Backend
+from ..backends._openai import OpenAIBackend, public_endpoint, redact
+from ..types import Completion, Request, Usage
+
+#: rows per dispatcher chunk (one ledger write + one cache transaction each)
+CHUNK = 32
+
+
+class ChunkCancelled(asyncio.CancelledError):
+    """Cancelled mid-chunk; ``partial[k]`` is row k's Completion when it had finished, else None."""
+
+    def __init__(self, partial: list[Completion | None]):
+        super().__init__()
+        self.partial = partial
+
+
+class BulkBackend(Backend):
+    """An OpenAI-protocol backend's bulk twin: same endpoint, key, model and errors; faster client."""
+
+    def __init__(self, inner: OpenAIBackend, concurrency: int, chunk: int = CHUNK):
+        self.inner = inner
+        self.name = inner.name
+        self.pricing = inner.pricing
+        self.concurrency = max(1, int(concurrency))
+        self.batch_size = max(1, min(chunk, self.concurrency))
+        # enough overlapping chunks that one slow row never idles the window
+        self.max_concurrency = 2 * math.ceil(self.concurrency / self.batch_size) + 1
+        self.base_url = inner.base_url or "https://api.openai.com/v1"
+        self._sem: asyncio.Semaphore | None = None
+        self._pool: fh.Pool | None = None
+
+    def __repr__(self) -> str:
+        return f"BulkBackend({self.inner!r}, concurrency={self.concurrency})"
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "transport": "bulk (keep-alive HTTP/1.1)"}
+
+    async def metrics(self) -> dict[str, Any] | None:
+        return await self.inner.metrics()
+
+    @property
+    def metrics_state(self) -> str:
+        return getattr(self.inner, "metrics_state", "")
+
+    @property
+    def pool(self) -> fh.Pool:
+        if self._pool is None:
+            from .. import __version__
+
+            key = self.inner._api_key or "EMPTY"
+            self._pool = fh.Pool(self.base_url, {"Authorization": f"Bearer {key}",
+                                                 "User-Agent": f"hybridnb/{__version__} bulk"},
+                                 timeout_s=self.inner.timeout_s, max_idle=self.concurrency)
+        return self._pool
+
+    # ---- a chunk ------------------------------------------------------------
+    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        probe = getattr(self.inner, "probe", None)
+        if probe is not None:
+            await probe()  # vLLM: pick the structured-outputs form once
+        out: list[Completion | None] = [None] * len(requests)
+        sem = self._sem
+
+        async def one(k: int, r: Request) -> None:
+            async with sem:
+                out[k] = await self._one(r)
+
+        tasks = [asyncio.ensure_future(one(k, r)) for k, r in enumerate(requests)]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise ChunkCancelled(out) from None
+        return out  # type: ignore[return-value]
+
+    def encode(self, r: Request) -> bytes:
+        """The body the SDK would send (``extra_body`` merged at the top level), serialised once."""
+        body = self.inner._body(r)
+        extra = body.pop("extra_body", None)
+        if extra:
+            body.update(extra)
+        return fh.dumps(body)
+
+    async def _one(self, r: Request) -> Completion:
+        body = self.encode(r)
+        started = time.time()
+        attempt = 0
+        while True:
+            resp, failure = None, None
+            try:
+                resp = await self.pool.post("/chat/completions", body)
+            except fh.TransportError as e:
+                failure = e
+            if resp is not None and resp.status == 200:
+                return self._parse(r, resp, started)
+            retry = failure is not None or fh.should_retry(resp.status, resp.headers)
+            if not retry or attempt >= self.inner.max_retries:
+                return Completion("", Usage(), started, time.time(), error=self._error(resp, failure),
+                                  billed=False)
+            await asyncio.sleep(fh.retry_delay(attempt, resp.headers if resp is not None else None))
+            attempt += 1
+
+    def _parse(self, r: Request, resp: fh.HTTPResponse, started: float) -> Completion:
+        ended = time.time()
+        try:
+            data = fh.loads(resp.body)
+            text = data["choices"][0]["message"].get("content") or ""
+            u = data.get("usage") or {}
+            details = u.get("prompt_tokens_details") or {}
+            usage = Usage(input_tokens=int(u.get("prompt_tokens") or 0),
+                          output_tokens=int(u.get("completion_tokens") or 0),
+                          cached_input_tokens=int(details.get("cached_tokens") or 0))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+            where = public_endpoint(self.base_url)
+            what = "no choices/message in the reply" if isinstance(e, (KeyError, IndexError, TypeError,
+                                                                       AttributeError)) else "not JSON"
+            err = errors.MalformedResponse(f"malformed response from {where}: {what}")
+            err.__cause__ = e
+            return Completion("", Usage(), started, ended, error=err, billed=True)
+        c = Completion(text, usage, started, ended, model=data.get("model") or r.model)
+        return OpenAIBackend._validate(r, c)
+
+    def _error(self, resp: fh.HTTPResponse | None, failure: Exception | None) -> errors.BackendError:
+        """The hybridnb error the SDK path would give: the SDK's exception, translated by the backend."""
+        try:
+            sdk_err = sdk_exception(self.inner, self.base_url, resp, failure)
+        except Exception as e:  # an SDK without these internals: our own words, same classes
+            status = resp.status if resp is not None else None
+            err = errors.BackendError(redact(f"{public_endpoint(self.base_url)} failed "
+                                             f"(HTTP {status}): {type(e).__name__}", [self.inner._api_key]))
+            return err
+        return self.inner._translate(sdk_err)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def sdk_exception(inner: OpenAIBackend, base_url: str, resp: fh.HTTPResponse | None,
+                  failure: Exception | None) -> Exception:
+    """The exception the ``openai`` SDK raises for this outcome (built by the SDK's own factory)."""
+    import sys
+
+    import openai
+
+    httpx_mod = sys.modules.get("httpx2") or __import__("httpx")
+    request = httpx_mod.Request("POST", base_url.rstrip("/") + "/chat/completions")
+    if resp is None:
+        if isinstance(failure, fh.TransportTimeout):
+            return openai.APITimeoutError(request=request)
+        return openai.APIConnectionError(request=request)
+    response = httpx_mod.Response(resp.status, headers=resp.headers, content=resp.body, request=request)
+    return inner.client._make_status_error_from_response(response)
+
+
+_bulk: dict[tuple[int, int], BulkBackend] = {}
+
+
+def bulk_target(target: Any, concurrency: int | None = None) -> Any:
+    """``target`` with its backend swapped for the bulk twin when that is possible, else ``target``.
+
+    Possible: an OpenAI-protocol backend (not a subclass that overrides how calls
+    are made) and no HTTP proxy in the environment (the bulk client does not speak to proxies).
+    """
+    inner = target.backend
+    if not isinstance(inner, OpenAIBackend) or type(inner)._one is not OpenAIBackend._one:
+        return target
+    if fh.proxy_configured():
+        return target
+    conc = int(concurrency or target.settings["concurrency"] or 1)
+    key = (id(inner), conc)
+    b = _bulk.get(key)
+    if b is None or b.inner is not inner:
+        b = _bulk[key] = BulkBackend(inner, conc)
+    return dataclasses.replace(target, backend=b)
