@@ -66,6 +66,9 @@ class BulkBackend(Backend):
     async def metrics(self) -> dict[str, Any] | None:
         return await self.inner.metrics()
 
+    async def prepare(self) -> float | None:
+        return await self.inner.prepare()
+
     @property
     def metrics_state(self) -> str:
         return getattr(self.inner, "metrics_state", "")
