@@ -1,6 +1,8 @@
 """The ``hybridnb`` command for headless runs.
 
-    hybridnb corpus run [--n 230000] [--db corpus.duckdb] [--seed 0]
+    hybridnb corpus run [--input FILE --text COL ...] [--db corpus.duckdb]   (see hybridnb corpus run -h)
+    hybridnb corpus generate --n N --out FILE
+    hybridnb corpus export --db DB --labels OUT.parquet
     hybridnb summary
     hybridnb ledger export PATH          (.csv, .parquet or .json)
     hybridnb notebook PATH [--out OUT]   run a notebook headless in a real kernel
@@ -13,18 +15,6 @@ import sys
 from pathlib import Path
 
 from .errors import HybridnbError
-
-
-def _corpus_run(args) -> int:
-    from . import corpus
-
-    options = {k: v for k, v in (("shares", args.shares), ("embedder", args.embedder),
-                                 ("topic_method", args.topics)) if v}
-    result = corpus.run(n=args.n, db=args.db, seed=args.seed, progress=not args.quiet, **options)
-    report = getattr(result, "report_path", None) or (result.get("report_path") if isinstance(result, dict) else None)
-    if report:
-        print(f"report: {report}")
-    return 0
 
 
 def _summary(args) -> int:
@@ -71,17 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hybridnb", description="hybridnb headless commands")
     sub = p.add_subparsers(dest="command", required=True)
 
-    corpus = sub.add_parser("corpus", help="the bundled corpus workflow")
-    csub = corpus.add_subparsers(dest="corpus_command", required=True)
-    run = csub.add_parser("run", help="generate → embed → topics → taxonomy → label → rank → cost report")
-    run.add_argument("--n", type=int, default=230_000, help="segments to generate (default 230000)")
-    run.add_argument("--db", default="corpus.duckdb", help="DuckDB file (default corpus.duckdb)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--shares", help="TOML/JSON file with a custom taxonomy and shares")
-    run.add_argument("--embedder", help="static (default), wordllama or minilm")
-    run.add_argument("--topics", help="topic method: kmeans (default, fast) or umap_hdbscan")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.set_defaults(func=_corpus_run)
+    from .corpus._cli import add_corpus_commands
+
+    add_corpus_commands(sub)
 
     sub.add_parser("summary", help="spend by route/backend/model").set_defaults(func=_summary)
 

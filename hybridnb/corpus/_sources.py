@@ -49,7 +49,8 @@ def load(con, *, data=None, path=None, table=None, text="text", id=None, role=No
     """Load a corpus into ``con`` (segments, truth, source_info) in one transaction.
 
     ``data`` is a frame or a file path; ``path`` a Parquet/CSV/JSON-lines file; ``table`` a table in
-    the DB. With none of them the generator makes ``n`` segments (``seed``, ``shares``) with truth.
+    the DB. With none of them the generator makes ``n`` segments (``seed``, ``shares``) with truth;
+    ``n`` and ``seed`` are ignored for an input.
     A DB that already holds the same source is left as it is; another source is refused.
     """
     if sum(x is not None for x in (data, path, table)) > 1:
@@ -62,8 +63,8 @@ def load(con, *, data=None, path=None, table=None, text="text", id=None, role=No
         if any(v is not None for k, v in cols.items() if k != "text") or text != "text":
             raise CorpusError("column options (text/id/role/time/truth) need an input: pass data, path or table")
         return _load_generated(con, n or DEFAULT_N, seed, shares, progress)
-    if n is not None or shares is not None:
-        raise CorpusError("n and shares apply to the generator only, not to an input corpus")
+    if shares is not None:
+        raise CorpusError("shares apply to the generator only, not to an input corpus")
     info: dict[str, object] = {"kind": "table" if table else ("file" if path else "frame")}
     if path is not None:
         df, digest = _source_read.read_path(path)
