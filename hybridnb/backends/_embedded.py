@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from ..types import Completion, Request, Usage
 from ..errors import BackendError, BackendUnavailable, HybridnbError
+from ..core.extras import require
 from . import _gguf_model
 from ._base import Backend
 from ._embedded_ops import generate, json_check, score_choices
@@ -150,6 +151,7 @@ class EmbeddedBackend(Backend):
 
     # -- worker thread --------------------------------------------------------
     def _ensure_worker(self) -> None:
+        require("embedded", BackendUnavailable)  # no torch: one clear error, not a dead worker
         with self._start_lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(
