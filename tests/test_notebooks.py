@@ -50,7 +50,6 @@ def test_quick_tour_against_a_loopback_api(hybridnb_home, openai_server, monkeyp
 @pytest.mark.slow
 def test_quick_tour_offline_defaults(hybridnb_home, tmp_path):
     """No key, no server: %%reason is the offline stand-in, %%local the embedded model."""
-    pytest.importorskip("hybridnb.backends._embedded")
     nb = run_notebook("quick_tour.ipynb", tmp_path, timeout=900)
     text = outputs_text(nb)
     assert "offline stand-in for gpt-5" in text
