@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "timeout_s": 120.0,
     "max_retries": 4,
     "estimate_output_tokens": 256,
+    "batch_discount": 0.5,  # provider batch jobs: price factor where genai-prices knows no batch rate
+    "batch_poll_s": 10.0,  # provider batch jobs: seconds between status polls
     "reason.backend": "auto",
     "reason.base_url": None,
     "reason.model": REFERENCE_REASON_MODEL,
@@ -77,6 +79,8 @@ ENV: dict[str, str] = {
     "HYBRIDNB_CONCURRENCY": "concurrency",
     "HYBRIDNB_TIMEOUT_S": "timeout_s",
     "HYBRIDNB_MAX_RETRIES": "max_retries",
+    "HYBRIDNB_BATCH_DISCOUNT": "batch_discount",
+    "HYBRIDNB_BATCH_POLL_S": "batch_poll_s",
     "HYBRIDNB_REASON_BACKEND": "reason.backend",
     "HYBRIDNB_REASON_BASE_URL": "reason.base_url",
     "HYBRIDNB_REASON_MODEL": "reason.model",
@@ -92,7 +96,7 @@ ENV: dict[str, str] = {
 
 SECRET_KEYS = frozenset({"reason.api_key", "local.api_key"})
 
-_FLOATS = {"budget_usd", "budget_warn_fraction", "timeout_s", "gpu_hour_usd", "gpus", "cpu_hour_usd",
+_FLOATS = {"batch_discount", "batch_poll_s", "budget_usd", "budget_warn_fraction", "timeout_s", "gpu_hour_usd", "gpus", "cpu_hour_usd",
            "hardware_usd", "lifetime_hours", "power_kw", "electricity_usd_kwh"}
 _INTS = {"concurrency", "max_retries", "estimate_output_tokens", "max_tokens"}
 _BOOLS = {"cache"}

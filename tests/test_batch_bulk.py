@@ -2,7 +2,6 @@
 
 import asyncio
 import socket
-import time
 
 import polars as pl
 import pytest

@@ -136,24 +136,13 @@ class BulkBackend(Backend):
             attempt += 1
 
     def _parse(self, r: Request, resp: fh.HTTPResponse, started: float) -> Completion:
-        ended = time.time()
         try:
             data = fh.loads(resp.body)
-            text = data["choices"][0]["message"].get("content") or ""
-            u = data.get("usage") or {}
-            details = u.get("prompt_tokens_details") or {}
-            usage = Usage(input_tokens=int(u.get("prompt_tokens") or 0),
-                          output_tokens=int(u.get("completion_tokens") or 0),
-                          cached_input_tokens=int(details.get("cached_tokens") or 0))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-            where = public_endpoint(self.base_url)
-            what = "no choices/message in the reply" if isinstance(e, (KeyError, IndexError, TypeError,
-                                                                       AttributeError)) else "not JSON"
-            err = errors.MalformedResponse(f"malformed response from {where}: {what}")
+        except ValueError as e:
+            err = errors.MalformedResponse(f"malformed response from {public_endpoint(self.base_url)}: not JSON")
             err.__cause__ = e
-            return Completion("", Usage(), started, ended, error=err, billed=True)
-        c = Completion(text, usage, started, ended, model=data.get("model") or r.model)
-        return OpenAIBackend._validate(r, c)
+            return Completion("", Usage(), started, time.time(), error=err, billed=True)
+        return parse_chat(r, data, started, time.time(), self.base_url)
 
     def _error(self, resp: fh.HTTPResponse | None, failure: Exception | None) -> errors.BackendError:
         """The hybridnb error the SDK path would give: the SDK's exception, translated by the backend."""
@@ -170,6 +159,24 @@ class BulkBackend(Backend):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def parse_chat(r: Request, data: Any, started: float, ended: float, base_url: str | None) -> Completion:
+    """A chat.completion JSON object → a validated Completion (MalformedResponse when it is not one)."""
+    try:
+        text = data["choices"][0]["message"].get("content") or ""
+        u = data.get("usage") or {}
+        details = u.get("prompt_tokens_details") or {}
+        usage = Usage(input_tokens=int(u.get("prompt_tokens") or 0),
+                      output_tokens=int(u.get("completion_tokens") or 0),
+                      cached_input_tokens=int(details.get("cached_tokens") or 0))
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        err = errors.MalformedResponse(f"malformed response from {public_endpoint(base_url)}: "
+                                       "no choices/message in the reply")
+        err.__cause__ = e
+        return Completion("", Usage(), started, ended, error=err, billed=True)
+    c = Completion(text, usage, started, ended, model=data.get("model") or r.model)
+    return OpenAIBackend._validate(r, c)
 
 
 def sdk_exception(inner: OpenAIBackend, base_url: str, resp: fh.HTTPResponse | None,

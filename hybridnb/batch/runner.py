@@ -19,7 +19,6 @@ input plus ``answer, input_tokens, output_tokens, cost_usd, cached, error``
 
 from __future__ import annotations
 
-import json as _json
 import sys
 import time
 import uuid
@@ -29,23 +28,25 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import frames as _batch_data
-from ..core import pricing
 from ..core.calls import route_overrides, template_hash
 from ..core.context import cell_tags
 from ..core.loop import run_sync
+from . import provider
 from .bulk import bulk_target
+from .estimate import estimate
 from .progress import Progress
+from .results import Results, assemble, schema_checker
 from ..core.response import money
 from ..core.template import field_names, render
 from ..types import Request
-from ..store.cache import cache_key
 from ..core.dispatcher import get_dispatcher
-from ..errors import BudgetExceeded, HybridnbError, InvalidAnswer, TemplateError
+from ..errors import BudgetExceeded, HybridnbError, TemplateError
 from ..core.constraints import check_choices, load_schema
 
 OUTPUT_COLUMNS = ("answer", "input_tokens", "output_tokens", "cost_usd", "cached", "error")
 ENGINES = ("local", "ray")
 TRANSPORTS = ("bulk", "sdk")
+MODES = ("online", "batch-api")
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -158,174 +159,6 @@ def render_row(template: str, row: dict[str, Any], consts: Mapping[str, Any]) ->
     return prompt
 
 
-# ---- results ----------------------------------------------------------------
-class _Results:
-    """Per-row answers as the dispatcher delivers them (from its loop thread)."""
-
-    def __init__(self, n: int, stats: BatchStats, bar: Progress | None, choices, schema_check):
-        self.answer: list[Any] = [None] * n
-        self.tin = [0] * n
-        self.tout = [0] * n
-        self.cost = [0.0] * n
-        self.cached = [False] * n
-        self.error: list[str | None] = [None] * n
-        self.json: list[Any] = [None] * n
-        self.done = [False] * n
-        self.rows: list[int] = []  # request index → row index
-        self.stats = stats
-        self.bar = bar
-        self.choices = choices
-        self.schema_check = schema_check
-
-    def fail(self, i: int, err: BaseException) -> None:
-        self.error[i] = f"{type(err).__name__}: {err}"
-        self.done[i] = True
-        st = self.stats
-        st.done += 1
-        st.failed += 1
-        st.errors[type(err).__name__] += 1
-        st.examples.setdefault(type(err).__name__, str(err))
-        if self.bar is not None:
-            self.bar.update(0.0, failed=True)
-
-    def on_response(self, j: int, resp) -> None:
-        """Dispatcher callback: request ``j`` finished."""
-        i = self.rows[j]
-        cost = resp.cost_usd
-        st = self.stats
-        self.tin[i] = resp.usage.input_tokens if not resp.cached else 0
-        self.tout[i] = resp.usage.output_tokens if not resp.cached else 0
-        self.cost[i] = cost
-        self.cached[i] = bool(resp.cached)
-        st.spent_usd += cost
-        st.saved_usd += resp.saved_usd
-        err = resp.error
-        text = resp.text
-        value = resp.json
-        if err is None and self.choices and text not in self.choices:
-            from ..backends._openai import match_choice
-
-            label = match_choice(text, self.choices)
-            if label is None:
-                err = InvalidAnswer(f"answer {text[:60]!r} is not one of choices {', '.join(self.choices)}")
-            text = label
-        if err is None and self.schema_check is not None:
-            value, err = self.schema_check(text, value)
-        if err is not None:
-            self.fail(i, err)
-            if self.bar is not None and cost:
-                self.bar.update(cost, n=0)
-            return
-        self.answer[i] = text
-        self.json[i] = value
-        self.done[i] = True
-        st.done += 1
-        if resp.cached:
-            st.cached += 1
-        else:
-            st.ok += 1
-        if self.bar is not None:
-            self.bar.update(cost)
-
-
-def _schema_checker(schema: Mapping[str, Any] | None):
-    if not schema:
-        return None
-    try:
-        import jsonschema
-
-        validator = jsonschema.validators.validator_for(schema)(schema)
-    except Exception:  # jsonschema missing or the schema is not one it knows: parse only
-        validator = None
-
-    def check(text: str, value: Any):
-        if value is None:
-            try:
-                value = _json.loads(text)
-            except ValueError:
-                return None, InvalidAnswer(f"answer is not valid JSON: {text[:60]!r}")
-        if validator is not None:
-            problem = next(iter(validator.iter_errors(value)), None)
-            if problem is not None:
-                return None, InvalidAnswer(f"answer breaks the JSON schema: {problem.message[:120]}")
-        return value, None
-
-    return check
-
-
-def _output_columns(res: _Results, prefix: str, choices, schema, kind: str) -> dict[str, Any]:
-    p = prefix
-    answer: Any = res.answer
-    if choices:
-        if kind == "polars":
-            import polars as pl
-
-            answer = pl.Series(f"{p}answer", res.answer, dtype=pl.Enum(list(choices)))
-        else:
-            import pandas as pd
-
-            answer = pd.Categorical(res.answer, categories=list(choices))
-    cols: dict[str, Any] = {f"{p}answer": answer, f"{p}input_tokens": res.tin, f"{p}output_tokens": res.tout,
-                            f"{p}cost_usd": res.cost, f"{p}cached": res.cached, f"{p}error": res.error}
-    if schema:
-        props = list((schema.get("properties") or {}).keys())
-        if props:
-            for name in props:
-                cols[f"{p}{name}"] = _column([v.get(name) if isinstance(v, dict) else None for v in res.json],
-                                             kind, f"{p}{name}")
-        else:
-            cols[f"{p}json"] = [None if v is None else _json.dumps(v) for v in res.json]
-    return cols
-
-
-def _column(values: list, kind: str, name: str):
-    if kind != "polars":
-        return values
-    import polars as pl
-
-    try:
-        return pl.Series(name, values, strict=False)
-    except Exception:  # mixed nested values: keep them as JSON text
-        return pl.Series(name, [None if v is None else _json.dumps(v) for v in values])
-
-
-# ---- estimate ---------------------------------------------------------------
-def _estimate(d, reqs: list[Request], target, use_cache: bool, overrides_other: Mapping[str, Any],
-              default_out: int) -> tuple[str, float, list[str]]:
-    """(one-line estimate for both routes, $ for this route's uncached prompts, lines)."""
-    first: dict[str, Request] = {}
-    for r in reqs:
-        first.setdefault(r.prompt, r)
-    uniques = list(first.values())
-    todo = uniques
-    n_cached = 0
-    if use_cache and uniques:
-        keys = [cache_key(target.route, target.backend_name, target.endpoint, r) for r in uniques]
-        hits = d.cache(target.settings.home).get_many(keys)
-        todo = [r for r, k in zip(uniques, keys) if k not in hits]
-        n_cached = len(uniques) - len(todo)
-    here = d.estimate(todo, target)
-    tin = sum(pricing.estimate_tokens((r.system or "") + r.prompt) for r in todo)
-    tout = sum(8 if r.choices else (r.max_tokens or default_out) for r in todo)
-    other = "local" if target.route == "reason" else "reason"
-    try:
-        ot = d.resolve(other, overrides_other)
-        oreqs = [Request(r.prompt, ot.model, r.system, ot.rs.max_tokens or r.max_tokens, r.temperature,
-                         r.choices, r.json_schema) for r in uniques]
-        other_txt = f"on %%{other} ({_where(ot)}) all {len(uniques):,} would cost ~{money(d.estimate(oreqs, ot))}"
-    except Exception as e:  # an unconfigured route, a backend not installed
-        other_txt = f"%%{other} is not configured ({type(e).__name__}: {str(e)[:100]})"
-    head = (f"estimate: {len(reqs):,} prompts, {len(uniques):,} distinct, {n_cached:,} already cached → "
-            f"on %%{target.route} ({_where(target)}) this batch would cost ~{money(here)} "
-            f"(~{tin:,} input + ~{tout:,} output tokens for {len(todo):,} calls); {other_txt}")
-    return head, here, [r.prompt for r in todo]
-
-
-def _where(t) -> str:
-    extra = f" as {t.reference_model}" if t.simulated else ""
-    return f"{t.backend_name} · {t.model}{extra} · priced by {t.pricing}"
-
-
 # ---- the batch ----------------------------------------------------------------
 def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequence[str] | None = None,
               json_schema: Mapping[str, Any] | str | Path | None = None, model: str | None = None,
@@ -334,14 +167,20 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
               engine: str = "local", progress: bool = True, output_prefix: str = "",
               columns: Sequence[str] | None = None, variables: Mapping[str, Any] | None = None,
               con: Any = None, backend: str | None = None, base_url: str | None = None,
-              verbose: bool = True, name: str | None = None, transport: str = "bulk") -> BatchResult:
+              verbose: bool = True, name: str | None = None, transport: str = "bulk",
+              mode: str = "online") -> BatchResult:
     """Like :func:`map`, but returns the frame together with :class:`BatchStats`.
+
+    ``mode``: ``"online"`` (default) sends the rows as calls; ``"batch-api"`` submits them as one
+    provider batch job at the batch price (:mod:`hybridnb.batch.provider`).
 
     ``transport``: ``"bulk"`` (default) sends OpenAI-protocol rows over hybridnb's keep-alive
     client (same retries and errors as the SDK, several times its rate); ``"sdk"`` uses the SDK.
     """
     if engine not in ENGINES:
         raise HybridnbError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
+    if mode not in MODES:
+        raise HybridnbError(f"unknown mode {mode!r}; modes are: {', '.join(MODES)}")
     if transport not in TRANSPORTS:
         raise HybridnbError(f"unknown transport {transport!r}; transports are: {', '.join(TRANSPORTS)}")
     if concurrency is not None and concurrency < 1:
@@ -359,10 +198,10 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
                                 max_tokens=max_tokens, settings=extra)
     target = d.resolve(route, overrides)
     use_cache = target.settings["cache"] if cache is None else cache
-    res = _Results(n, stats, None, choices, _schema_checker(schema))
+    res = Results(n, stats, None, choices, schema_checker(schema))
     if n == 0:
         say(f"{frame.name} has no rows: nothing sent")
-        return BatchResult(_assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+        return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
 
     tags = {**cell_tags(), "template": template_hash(template), "batch": uuid.uuid4().hex[:12]}
     stats.batch_id = tags["batch"]
@@ -380,8 +219,10 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
         res.rows.append(i)
     stats.unique = len({r.prompt for r in reqs})
 
-    line, here, todo = _estimate(d, reqs, target, use_cache, route_overrides(
-        "local" if route == "reason" else "reason", settings=extra), target.settings["estimate_output_tokens"])
+    job = provider.batch_target(d, route, overrides, target) if mode == "batch-api" else None
+    line, here, todo = estimate(d, reqs, target, use_cache, route_overrides(
+        "local" if route == "reason" else "reason", settings=extra), target.settings["estimate_output_tokens"],
+        job)
     stats.estimate, stats.to_send = line, len(todo)
     say(line)
     if not force and todo:
@@ -390,31 +231,39 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
         except BudgetExceeded as e:
             raise BudgetExceeded(f"batch refused, nothing sent — {e}\n{line}") from None
 
-    bar = Progress(n, enabled=progress, desc=f"%%{route}")
+    bar = Progress(n, enabled=progress and job is None, desc=f"%%{route}")
     res.bar = bar
     for i, e in failed_rows:
         res.fail(i, e)
     t0 = time.monotonic()
     try:
-        if engine == "ray":
+        if job is not None and reqs:
+            meta = {"route": route, "endpoint": target.endpoint, "model": target.model, "overrides": overrides,
+                    "choices": list(choices or []), "json_schema": schema, "cache": use_cache,
+                    "tags": {k: v for k, v in tags.items() if k != "batch"}}
+            stats.batch_id = provider.run_job(d, reqs, target, job[0], cache=use_cache, on_result=res.on_response,
+                                              progress=progress, say=say, tags=tags, meta=meta) or stats.batch_id
+        elif engine == "ray":
             from . import ray as _ray_engine
 
             _ray_engine.run(d, reqs, target, cache=use_cache, force=force, on_result=res.on_response)
         elif reqs:
             send_to = bulk_target(target, concurrency) if transport == "bulk" else target
             run_sync(d.arun(reqs, send_to, cache=use_cache, force=force, on_result=res.on_response))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         stats.interrupted = True
+        detached = str(e) if isinstance(e, provider.JobDetached) else ""
     finally:
         bar.close()
         stats.elapsed_s = time.monotonic() - t0
     if stats.interrupted:
         keep = list(res.done)
-        partial = _assemble(frame, res, output_prefix, choices, schema, keep, say)
-        msg = (f"interrupted: {sum(keep):,} of {n:,} rows finished — they are cached and in the ledger; "
-               f"run the same batch again to continue from the cache without paying for them twice")
+        partial = assemble(frame, res, output_prefix, choices, schema, keep, say)
+        msg = detached or (f"interrupted: {sum(keep):,} of {n:,} rows finished — they are cached and in the "
+                           f"ledger; run the same batch again to continue from the cache without paying for "
+                           f"them twice")
         raise BatchInterrupted(msg, partial, stats)
-    return BatchResult(_assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+    return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
 
 
 def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str] | None = None,  # noqa: A001
@@ -430,7 +279,8 @@ def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str
     ``output_tokens``, ``cost_usd``, ``cached``, ``error`` (+ one per
     ``json_schema`` property), each prefixed with ``output_prefix``.
     ``choices`` is a closed label set (answer is always one of them, else an
-    error in that row).  ``engine="ray"`` runs the calls on Ray Data.
+    error in that row).  ``engine="ray"`` runs the calls on Ray Data; ``mode="batch-api"``
+    submits the rows as one provider batch job at the batch price (re-running re-attaches).
     Other options: ``temperature``, ``columns``, ``variables``, ``con``,
     ``backend``, ``base_url``, ``verbose``.  Ctrl-C raises
     :class:`BatchInterrupted` carrying the finished rows in ``.partial``.
@@ -438,15 +288,6 @@ def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str
     return run_batch(data, template, route, choices=choices, json_schema=json_schema, model=model,
                      system=system, max_tokens=max_tokens, concurrency=concurrency, cache=cache, force=force,
                      engine=engine, progress=progress, output_prefix=output_prefix, **options).frame
-
-
-def _assemble(frame, res: _Results, prefix, choices, schema, keep, say):
-    cols = _output_columns(res, prefix, choices, schema, frame.kind)
-    clash = [c for c in cols if c in frame.columns]
-    if clash:
-        say(f"note: the result replaces the input's {', '.join(clash)} column(s) "
-            f"(pass output_prefix= to keep both)")
-    return frame.with_columns(cols, keep)
 
 
 # ---- the magic ----------------------------------------------------------------
@@ -465,6 +306,7 @@ def magic_batch(shell, route: str, args, cell: str):
             cache=False if args.no_cache else None, force=args.force, engine=args.engine,
             progress=not args.quiet, columns=args.col, variables=ns, con=con, backend=args.backend,
             base_url=args.base_url, verbose=not args.quiet, name=args.over,
+            mode="batch-api" if getattr(args, "batch_api", False) else "online",
         )
     except BatchInterrupted as e:
         where = args.output or "_hybridnb_partial"
@@ -490,7 +332,7 @@ def _show_bill(batch_id: str) -> None:
     from ..store.ledger import read
     from ..spend.report import CellUsage
 
-    rows = read(get_settings().home, where=f"batch = '{batch_id}'")
+    rows = read(get_settings().home, where=f"batch = '{batch_id}' AND kind <> 'batch-job'")
     if rows.height:
         display(CellUsage(rows.to_dicts()))
 

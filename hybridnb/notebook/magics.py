@@ -46,6 +46,8 @@ def _route_args(f):
         argument("--col", action="append", metavar="NAME", help="batch: column(s) the template uses"),
         argument("--engine", default="local", help="batch engine: local (in-process) or ray"),
         argument("--concurrency", type=int, help="batch: calls in flight at once"),
+        argument("--batch-api", action="store_true",
+                 help="batch: submit the rows as one provider batch job at the batch price (%%reason)"),
         argument("-f", "--format", default="markdown", choices=FORMATS,
                  help="markdown (default), text, json (-o gets the parsed object), code (a new cell below), "
                       "html or math"),

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "signals": ("operator signals and advice as data", "%hybridnb signals"),
     "export": ("a %%markdown cell with the cost summary below, or the raw ledger to a file",
                "%hybridnb export --ledger spend.parquet"),
+    "batches": ("provider batch jobs (--batch-api): list them, re-attach to one, or cancel it",
+                "%hybridnb batches cancel batch_abc123"),
     "reset": ("forget session settings and the session's spend counter (the ledger is kept)", "%hybridnb reset"),
     "help": ("this list; `%%reason?` / `%%local?` show the cell magics' options", "%hybridnb help"),
 }
@@ -153,6 +155,12 @@ def cmd_reset(magics, rest: list[str]) -> None:
     config.session.clear()
     reset_dispatcher()
     print("session settings and spend counter reset (the ledger is kept)")
+
+
+def cmd_batches(magics, rest: list[str]) -> None:
+    from ..batch.batches import cmd_batches as run
+
+    print(run(rest))
 
 
 def cmd_help(magics, rest: list[str]) -> None:

@@ -65,7 +65,7 @@ class Record:
     prompt_hash: str = ""
     answer_hash: str = ""
     session: str = ""
-    kind: str = "call"  # "call" | "compute" (non-LLM local work) | "setup" (a backend's one-time load)
+    kind: str = "call"  # "call" | "compute" (non-LLM local work) | "setup" (a backend's one-time load) | "batch-job" (batch/jobs.py)
     rows: int = 1  # rows of work this record covers
     user: str = field(default_factory=lambda: os_user())  # who ran it (a shared HYBRIDNB_HOME = a team view)
     via: str = ""  # "auto" when the %%auto cascade placed this call on its route
@@ -242,7 +242,7 @@ def read(home: Path | str, where: str | None = None):
 #: the standard per-group sums over ledger rows (held/busy count compute-priced rows only:
 #: utilisation means nothing for a token API)
 AGGREGATES = """
-       count(*) FILTER (WHERE status <> 'cached' AND kind <> 'setup') AS calls,
+       count(*) FILTER (WHERE status <> 'cached' AND kind NOT IN ('setup', 'batch-job')) AS calls,
        count(*) FILTER (WHERE status = 'cached')                  AS cache_hits,
        count(*) FILTER (WHERE status = 'error')                   AS errors,
        coalesce(sum(input_tokens), 0)                             AS input_tokens,
