@@ -96,6 +96,25 @@ class _Formatter(string.Formatter):
         return super().get_field(field_name, args, kwargs)
 
 
+def resolve_refs(template: str, namespace: Mapping[str, Any], shell: Any | None = None) -> str:
+    """The template with its cell references filled in (as literal text) and every other field kept,
+    so a batch can fill the rest per row."""
+    if not cell_refs(template):
+        return template
+    fmt = _Formatter(_History(namespace, shell))
+    out = []
+    for literal, field, spec, conv in _fmt.parse(template):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field is None:
+            continue
+        if _REF.match(field):
+            value = fmt.format_field(fmt.convert_field(fmt.history.lookup(field), conv), spec or "")
+            out.append(value.replace("{", "{{").replace("}", "}}"))
+        else:
+            out.append("{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}")
+    return "".join(out)
+
+
 def render(template: str, namespace: Mapping[str, Any], shell: Any | None = None) -> str:
     """Fill ``{name}`` fields from ``namespace`` and ``{In[n]}``-style ones from the history;
     ``{{``/``}}`` are literal braces."""

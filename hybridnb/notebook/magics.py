@@ -14,7 +14,7 @@ from traitlets import Bool, Float, Unicode, observe
 from ..core import calls as _api
 from .. import config
 from ..core.constraints import check_choices, load_schema
-from ..core.template import render
+from ..core.template import render, resolve_refs
 from ..errors import HybridnbError
 from . import subcommands
 from .formats import FORMATS, instruct, present
@@ -108,6 +108,10 @@ class HybridnbMagics(Magics):
                 raise UsageError(f"%%{route}: -f {args.format} applies to one-prompt cells, not --over batches")
             from ..batch.runner import magic_batch
 
+            try:  # {In[n]}/{Out[n]}/{Err[n]} are the same for every row: fill them once
+                cell = resolve_refs(cell, self.shell.user_ns, self.shell)
+            except HybridnbError as e:
+                raise UsageError(f"%%{route}: {e}") from None
             return magic_batch(self.shell, route, args, cell)
         try:
             prompt = instruct(render(cell.strip(), self.shell.user_ns, shell=self.shell), args.format)

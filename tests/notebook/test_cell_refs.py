@@ -36,3 +36,15 @@ def test_literal_braces_and_variables_still_work_beside_references(ip, reason_on
     _run(ip, "name = 'Ada'")
     _run(ip, "%%reason -q\n{{\"who\": \"{name}\"}} after {In[-1]}")
     assert _sent(reason_on_server) == "{\"who\": \"Ada\"} after name = 'Ada'"
+
+
+def test_a_batch_template_may_cite_cells_once_for_every_row(ip, reason_on_server):
+    import polars as pl
+
+    ip.user_ns["rows"] = pl.DataFrame({"text": ["late parcel", "double charge"]})
+    _run(ip, "rule = 'label {x} by cause'")  # braces in the cited cell stay literal
+    r = _run(ip, "%%reason --over rows -o labeled -q\nApply {In[-1]} to: {text}")
+    assert r.error_in_exec is None
+    sent = sorted(e["body"]["messages"][-1]["content"] for e in reason_on_server.log)
+    assert sent == ["Apply rule = 'label {x} by cause' to: double charge",
+                    "Apply rule = 'label {x} by cause' to: late parcel"]
