@@ -7,12 +7,19 @@ Layout under ``<home>/ledger/``:
   lock; a line is written and flushed per record, so a killed kernel loses
   nothing it had finished.
 * ``<session>-<n>.parquet`` — sealed segments.  When a live file passes
-  ``ROTATE_ROWS`` records its owner writes it to Parquet (temp file, then an
-  atomic rename) and starts a new live file.  Summaries over millions of rows
-  stay fast because DuckDB scans columnar Parquet.
+  ``ROTATE_ROWS`` records its owner renames it ``<session>-<n>.jsonl``, writes
+  that to Parquet (temp file, then an atomic rename) and starts a new live
+  file; a ``.jsonl`` with a same-named ``.parquet`` is skipped by readers, so a
+  reader never counts a row twice nor fails while a writer seals.
 
-DuckDB reads all files together; a half-written last line (a kernel killed
-mid-write) is skipped, never fatal.
+Write-ahead: a call is written as an ``unsettled`` row when it is *sent* and
+again (same ``id``) when it ends.  The ``ledger`` view hides an unsettled row
+once its id has a final row, so a kill -9 leaves in-flight calls visible as
+"unsettled, cost unknown" instead of missing.
+
+DuckDB reads all files together; a half-written last line is moved aside
+before the next append (see :mod:`.segments`), a damaged segment is
+quarantined, never fatal.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import LedgerError
+from . import segments
 
 #: records per live file before it is sealed into Parquet
 ROTATE_ROWS = 20_000
@@ -72,6 +80,11 @@ class Record:
     confidence: float | None = None  # the answer's confidence (choices: probability of the chosen label)
     escalated: bool = False  # an auto row sent on to reason because the local answer was unsure
     similarity: float | None = None  # a semantic cache hit: similarity of the prompt to the cached one
+    attempts: int = 1  # HTTP attempts made for this call (retries included)
+    maybe_billed: int = 0  # attempts that may have been billed without an answer (timeout, cut-off body)
+    usage_estimated: bool = False  # the server sent no usage: tokens were counted locally
+    forced: bool = False  # sent with --force past the budget
+    reserved_usd: float = 0.0  # worst case reserved against the budget before sending
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -115,6 +128,7 @@ class LedgerWriter:
         self._segment = 0
         self._rows = 0
         self._fh = None
+        self._pending: list[Path] = []
 
     @property
     def live_path(self) -> Path:
@@ -125,11 +139,8 @@ class LedgerWriter:
         self.extend([record])
 
     def extend(self, records: Iterable[Record]) -> None:
-        """Write several records with one flush."""
-        lines = []
-        for r in records:
-            r.session = r.session or self.session
-            lines.append(json.dumps(vars(r), separators=(",", ":")))
+        """Write several records with one flush (LedgerError when the home is not writable)."""
+        lines = [_line(r, self.session) for r in records]
         if not lines:
             return
         with self._lock:
@@ -143,9 +154,19 @@ class LedgerWriter:
             if self._rows >= ROTATE_ROWS:
                 self._seal()
 
+    def check_writable(self) -> None:
+        """Raise LedgerError now if nothing could be written (checked before a paid call is sent)."""
+        with self._lock:
+            try:
+                self._open()
+            except OSError as e:
+                raise LedgerError(f"cannot write the ledger at {self.dir}: {e} — nothing was sent; "
+                                  f"set HYBRIDNB_HOME to a writable folder") from e
+
     def _open(self):
         if self._fh is None:
             self.dir.mkdir(parents=True, exist_ok=True)
+            segments.repair_tail(self.live_path)
             self._fh = open(self.live_path, "a", encoding="utf-8")
         return self._fh
 
@@ -155,27 +176,54 @@ class LedgerWriter:
 
         self._fh.close()
         self._fh = None
-        while (self.dir / f"{self.session}-{self._segment}.parquet").exists():
+        while any((self.dir / f"{self.session}-{self._segment}{ext}").exists() for ext in (".parquet", ".jsonl")):
             self._segment += 1
         final = self.dir / f"{self.session}-{self._segment}.parquet"
+        pending = self.dir / segments.pending_name(self.session, self._segment)
         tmp = self.dir / f".{final.name}.tmp"
+        self._drop_pending()
+        os.replace(self.live_path, pending)  # readers see it under its new name until the Parquet exists
+        self._open()
         con = duckdb.connect()
         try:
-            con.execute(
-                f"COPY ({_json_select([self.live_path])}) TO '{_q(tmp)}' (FORMAT parquet)"
-            )
+            con.execute(f"COPY ({_settled(_json_select([pending]))}) TO '{_q(tmp)}' (FORMAT parquet)")
         finally:
             con.close()
         os.replace(tmp, final)
-        self.live_path.unlink()
+        self._pending.append(pending)  # removed at the next seal: a reader may still be reading it
         self._rows = 0
         self._segment += 1
+
+    def _drop_pending(self) -> None:
+        for p in self._pending:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        self._pending = []
 
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
+
+
+def _line(r: Record, session: str) -> str:
+    """One JSON line; text that cannot be encoded (lone surrogates) is replaced, never fatal."""
+    r.session = r.session or session
+    line = json.dumps(vars(r), separators=(",", ":"), ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = line.encode("utf-8", "replace").decode("utf-8")
+    return line
+
+
+def _settled(select: str) -> str:
+    """``select`` without the unsettled rows whose call has a final row."""
+    return (f"WITH raw AS ({select}) SELECT * FROM raw WHERE status <> 'unsettled' OR id NOT IN "
+            f"(SELECT id FROM raw WHERE status <> 'unsettled')")
 
 
 def _q(path: Path | str) -> str:
@@ -192,13 +240,8 @@ def _json_select(paths: list[Path]) -> str:
 
 
 def ledger_files(home: Path | str) -> tuple[list[Path], list[Path]]:
-    """(live JSONL files, sealed Parquet files) under ``home``."""
-    d = Path(home) / "ledger"
-    if not d.is_dir():
-        return [], []
-    live = sorted(p for p in d.glob("*.jsonl") if p.stat().st_size > 0)
-    sealed = sorted(d.glob("[!.]*.parquet"))
-    return live, sealed
+    """(live JSONL files, readable sealed Parquet files) under ``home``; damaged segments are quarantined."""
+    return segments.list_files(Path(home) / "ledger")
 
 
 def ledger_sql(home: Path | str) -> str:
@@ -210,10 +253,12 @@ def ledger_sql(home: Path | str) -> str:
         parts.append(f"SELECT * FROM read_parquet([{files}], union_by_name=true)")
     if live:
         parts.append(_json_select(live))
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in COLUMNS.items())
+    empty = f"SELECT {cols} WHERE false"
     if not parts:
-        cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in COLUMNS.items())
-        return f"SELECT {cols} WHERE false"
-    return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+        return empty
+    # the typed empty select pins every column, also when all segments predate a new one
+    return _settled(" UNION ALL BY NAME ".join(f"({p})" for p in [empty, *parts]))
 
 
 def connect(home: Path | str):
@@ -229,14 +274,26 @@ def connect(home: Path | str):
     return con
 
 
+def query(home: Path | str, fn, tries: int = 4):
+    """``fn(con)`` on a fresh :func:`connect`; retried when a writer sealed a file meanwhile."""
+    import duckdb
+
+    for attempt in range(tries):
+        con = connect(home)
+        try:
+            return fn(con)
+        except duckdb.IOException as e:  # a file renamed between listing and reading
+            if attempt == tries - 1:
+                raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
+            time.sleep(0.01 * (attempt + 1))
+        finally:
+            con.close()
+
+
 def read(home: Path | str, where: str | None = None):
     """All ledger rows as a polars DataFrame (optionally filtered by SQL)."""
-    con = connect(home)
-    try:
-        q = "SELECT * FROM ledger" + (f" WHERE {where}" if where else "") + " ORDER BY ts"
-        return con.sql(q).pl()
-    finally:
-        con.close()
+    q = "SELECT * FROM ledger" + (f" WHERE {where}" if where else "") + " ORDER BY ts"
+    return query(home, lambda con: con.sql(q).pl())
 
 
 #: the standard per-group sums over ledger rows (held/busy count compute-priced rows only:
@@ -251,7 +308,9 @@ AGGREGATES = """
        coalesce(sum(saved_usd), 0)                                AS saved_usd,
        coalesce(sum(held_s * gpus), 0) / 3600.0                   AS gpu_hours,
        coalesce(sum(held_s) FILTER (WHERE pricing = 'compute'), 0) AS held_s,
-       coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s"""
+       coalesce(sum(busy_s) FILTER (WHERE pricing = 'compute'), 0) AS busy_s,
+       count(*) FILTER (WHERE status = 'unsettled')               AS unsettled,
+       coalesce(sum(maybe_billed), 0)                             AS maybe_billed"""
 
 SUMMARY_SQL = """
 SELECT route, backend, model, """ + AGGREGATES + """,
@@ -266,11 +325,8 @@ ORDER BY cost_usd DESC, route, backend, model
 
 def summarize(home: Path | str, where: str | None = None):
     """Spend by route/backend/model as a polars DataFrame (DuckDB does the work)."""
-    con = connect(home)
-    try:
-        return con.sql(SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")).pl()
-    finally:
-        con.close()
+    q = SUMMARY_SQL.format(where=f"WHERE {where}" if where else "")
+    return query(home, lambda con: con.sql(q).pl())
 
 
 def as_dict(record: Record) -> dict[str, Any]:
@@ -344,11 +400,6 @@ def spent_usd(home: Path | str, per: str = "total", *, session: str | None = Non
     live, sealed = ledger_files(home)
     if not live and not sealed:
         return 0.0
-    con = connect(home)
-    try:
-        row = con.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM ledger WHERE {where}", params).fetchone()
-    except Exception as e:  # duckdb.Error: a file sealed between listing and reading
-        raise LedgerError(f"cannot read the spend under {home}: {e}") from e
-    finally:
-        con.close()
+    q = f"SELECT coalesce(sum(cost_usd), 0) FROM ledger WHERE {where}"
+    row = query(home, lambda con: con.execute(q, params).fetchone())
     return float(row[0])
