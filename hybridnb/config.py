@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -48,12 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "estimate_output_tokens": 256,
     "batch_discount": 0.5,  # provider batch jobs: price factor where genai-prices knows no batch rate
     "batch_poll_s": 10.0,  # provider batch jobs: seconds between status polls
+    "reserve_s": None,  # compute-priced calls: seconds reserved against the budget (None: timeout_s)
     "reason.backend": "auto",
     "reason.base_url": None,
     "reason.model": REFERENCE_REASON_MODEL,
     "reason.api_key": None,
     "reason.pricing": "tokens",
-    "reason.max_tokens": None,
+    "reason.max_tokens": 4096,  # sent with every request: the worst case a budget reserves
     "reason.gpu_hour_usd": 0.0,
     "reason.gpus": 0.0,
     "local.backend": "auto",
@@ -61,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "local.model": None,  # None: the embedded model, or the server's first model
     "local.api_key": None,
     "local.pricing": "compute",
-    "local.max_tokens": None,
+    "local.max_tokens": 256,
     "local.gpu_hour_usd": 2.50,
     "local.gpus": 1.0,
     "local.cpu_hour_usd": 0.05,
@@ -96,7 +98,8 @@ ENV: dict[str, str] = {
 
 SECRET_KEYS = frozenset({"reason.api_key", "local.api_key"})
 
-_FLOATS = {"batch_discount", "batch_poll_s", "budget_usd", "budget_warn_fraction", "timeout_s", "gpu_hour_usd", "gpus", "cpu_hour_usd",
+_FLOATS = {"batch_discount", "batch_poll_s", "budget_usd", "budget_warn_fraction", "timeout_s", "reserve_s",
+           "gpu_hour_usd", "gpus", "cpu_hour_usd",
            "hardware_usd", "lifetime_hours", "power_kw", "electricity_usd_kwh"}
 _INTS = {"concurrency", "max_retries", "estimate_output_tokens", "max_tokens"}
 _BOOLS = {"cache"}
@@ -117,12 +120,21 @@ def coerce(key: str, value: Any) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         return None
     if leaf in _FLOATS:
-        return _to_float(key, value)
+        f = _to_float(key, value)
+        if leaf in _POSITIVE and f <= 0:
+            raise ConfigError(f"{key} must be greater than 0, got {value!r}")
+        return f
     if leaf in _INTS:
         try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            n = int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+        low = _INT_MIN.get(leaf, 0)
+        if n < low:
+            raise ConfigError(f"{key} must be at least {low}, got {value!r}")
+        return n
     if leaf in _BOOLS:
         if isinstance(value, bool):
             return value
@@ -137,11 +149,19 @@ def coerce(key: str, value: Any) -> Any:
     return str(value) if not isinstance(value, (int, float)) else value
 
 
+#: least value of integer settings (default 0)
+_INT_MIN = {"concurrency": 1, "max_tokens": 1, "estimate_output_tokens": 1, "max_retries": 0}
+#: float settings that must be > 0
+_POSITIVE = {"timeout_s", "reserve_s"}
+
+
 def _to_float(key: str, value: Any) -> float:
     try:
-        f = float(value)
+        f = float(value.strip().lstrip("$") if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if f < 0:
         raise ConfigError(f"{key} must not be negative, got {value!r}")
     return f
@@ -240,9 +260,10 @@ class RouteSettings:
     power_kw: float | None
     electricity_usd_kwh: float
 
-    def __repr__(self) -> str:  # never show the key
+    def __repr__(self) -> str:  # never show the key, nor a password in the URL
         key = "set" if self.api_key else "unset"
-        return (f"RouteSettings(route={self.route!r}, backend={self.backend!r}, base_url={self.base_url!r}, "
+        return (f"RouteSettings(route={self.route!r}, backend={self.backend!r}, "
+                f"base_url={mask_url(self.base_url)!r}, "
                 f"model={self.model!r}, api_key=<{key}>, pricing={self.pricing!r})")
 
 
@@ -296,9 +317,37 @@ class Settings:
         out = {}
         for k in keys:
             v = self[k]
-            out[k] = ("<set>" if v else "<unset>") if k in SECRET_KEYS else v
+            if k in SECRET_KEYS:
+                v = "<set>" if v else "<unset>"
+            elif k.endswith("base_url"):
+                v = mask_url(v)
+            out[k] = v
         out["home"] = str(self.home)
         return out
+
+    def __repr__(self) -> str:
+        return f"Settings({self.public()!r})"
+
+
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|password|secret|sig)=)[^&#]*")
+
+
+def mask_url(url: Any) -> Any:
+    """``url`` with a password (``user:pw@``) and secret query values replaced by ``***``."""
+    if not isinstance(url, str) or not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = p.netloc
+    if "@" in netloc:
+        cred, host = netloc.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in cred else f"***@{host}"
+    return _SECRET_PARAM.sub(r"\1***", urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment)))
 
 
 _ENV_NAMES = (*ENV, "OPENAI_API_KEY")

@@ -8,6 +8,8 @@ Every error the library raises on purpose derives from :class:`HybridnbError`::
     ├── BudgetExceeded         a call or batch would pass the budget; nothing was sent
     ├── PricingError           a price override is malformed
     ├── LedgerError            the ledger could not be written or read
+    ├── CacheError             the answer cache is damaged (``%hybridnb cache clear`` starts a new one)
+    ├── InvalidRequest         one row cannot be sent (text that is not Unicode, over the context window)
     ├── BackendError           a backend failed to answer
     │   ├── BackendUnavailable     server unreachable, model file missing, extra not installed
     │   ├── AuthenticationError    HTTP 401/403
@@ -46,6 +48,14 @@ class PricingError(HybridnbError):
 
 class LedgerError(HybridnbError):
     """The ledger could not be written or read."""
+
+
+class CacheError(HybridnbError):
+    """The answer cache cannot be read or written (e.g. a damaged cache.sqlite)."""
+
+
+class InvalidRequest(HybridnbError):
+    """One request cannot be sent; nothing was sent for it."""
 
 
 class BackendError(HybridnbError):

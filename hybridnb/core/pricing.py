@@ -128,6 +128,52 @@ def held_shares(intervals: Sequence[tuple[float, float]]) -> list[float]:
     return shares
 
 
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate (~4 characters a token) for budget checks."""
-    return max(1, (len(text) + 3) // 4)
+#: tokens a chat message adds around its text (role markers), counted in worst cases
+MESSAGE_OVERHEAD = 8
+
+
+def estimate_tokens(text: str, model: str | None = None, *, worst: bool = False) -> int:
+    """Tokens in ``text`` — the one token count hybridnb uses for estimates and for
+    replies that came without usage.
+
+    The model family's tokenizer when it is known and installed (tiktoken for
+    OpenAI models), else ~4 characters a token; ``worst=True`` (budget
+    reservations) assumes ~3 characters a token plus the message overhead.
+    """
+    n = _tiktoken_count(text, model) if model else None
+    if n is None:
+        n = (len(text) + 2) // 3 if worst else (len(text) + 3) // 4
+    return max(1, n + (MESSAGE_OVERHEAD if worst else 0))
+
+
+@functools.lru_cache(maxsize=64)
+def _encoding(model: str):
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    try:
+        return tiktoken.encoding_for_model(model)
+    except Exception:  # not an OpenAI model, or its encoding file cannot be loaded offline
+        return None
+
+
+def _tiktoken_count(text: str, model: str) -> int | None:
+    enc = _encoding(model)
+    if enc is None:
+        return None
+    try:
+        return len(enc.encode(text, disallowed_special=()))
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=512)
+def context_window(model: str) -> int | None:
+    """The model's context window in tokens, when genai-prices knows it."""
+    try:
+        from genai_prices.data_snapshot import get_snapshot
+
+        return get_snapshot().find_provider_model(model, None, None, None)[1].context_window
+    except Exception:  # unknown model, or a genai-prices without that data
+        return None

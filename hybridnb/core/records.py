@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
 from .response import Response
 from ..types import Request, Usage
@@ -38,7 +38,16 @@ class Target:
 
 
 def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def settle_record(rec: Record, sent: Record, extra: Mapping[str, Any]) -> Record:
+    """Make ``rec`` the final row of the write-ahead row ``sent`` (same id), with the attempt facts."""
+    rec.id, rec.forced, rec.reserved_usd = sent.id, sent.forced, sent.reserved_usd
+    rec.attempts = int(extra.get("attempts", 1))
+    rec.maybe_billed = int(extra.get("maybe_billed", 0))
+    rec.usage_estimated = bool(extra.get("usage_estimated", False))
+    return rec
 
 
 
