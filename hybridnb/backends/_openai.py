@@ -1,17 +1,22 @@
 """OpenAI-compatible chat-completions backend (OpenAI, vLLM serve, llama.cpp,
 Ollama, OpenRouter, …) on the official ``openai`` SDK's async client.
 
-Retries (429 honouring Retry-After, 5xx, connection errors, timeouts) are the
-SDK's own bounded exponential backoff with jitter, so a retried call is still
-one call: it reaches the ledger once.  HTTP errors are translated into
-hybridnb's error types here, at the boundary, with the cause chained and any
-credential scrubbed from the message.
+Retries (429 honouring Retry-After, 5xx, connections that never reached the
+server) are made here with bounded exponential backoff and jitter, so a
+retried call is still one call on one ledger row, with its ``attempts``
+counted.  Timeouts and replies cut off mid-body are not retried (the provider
+may have billed them) and are counted as ``maybe_billed``.  A reply without
+``usage`` gets its tokens counted locally (flagged ``usage_estimated``).  HTTP
+errors are translated into hybridnb's error types here, at the boundary, with
+the provider's text kept but every credential scrubbed; the raw SDK error is
+not chained (its body may echo the key).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 from typing import Any, Sequence
@@ -41,6 +46,30 @@ def public_endpoint(base_url: str | None) -> str:
     if p.port:
         host = f"{host}:{p.port}"
     return urlunsplit((p.scheme, host, p.path.rstrip("/"), "", ""))
+
+
+def retry_delay(attempt: int, headers) -> float:
+    """Seconds before retry ``attempt``: the server's Retry-After (capped at 60 s), else
+    exponential backoff (0.5 s, 1 s, 2 s … capped at 8 s) with ±25 % jitter."""
+    raw = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
+    if raw:
+        try:
+            return min(60.0, max(0.0, float(raw)))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return min(60.0, max(0.0, parsedate_to_datetime(raw).timestamp() - time.time()))
+            except (TypeError, ValueError):
+                pass
+    return min(8.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+
+
+def _never_sent(e: BaseException) -> bool:
+    """Whether a connection error happened before the request reached the server."""
+    cause = e.__cause__ or e.__context__
+    # by name: the SDK may ship its own copy of httpx
+    return type(cause).__name__ in ("ConnectError", "ConnectTimeout")
 
 
 def _choice_schema(choices: Sequence[str]) -> dict[str, Any]:
@@ -136,7 +165,7 @@ class OpenAIBackend(Backend):
                 base_url=self.base_url,
                 api_key=self._api_key or "EMPTY",
                 timeout=self.timeout_s,
-                max_retries=self.max_retries,
+                max_retries=0,  # retried here, so every attempt is counted on its ledger row
             )
         return self._client
 
@@ -170,35 +199,83 @@ class OpenAIBackend(Backend):
         return body
 
     async def _one(self, r: Request) -> Completion:
-        import openai
-
         started = time.time()
-        try:
-            resp = await self.client.chat.completions.create(**self._body(r))
-        except openai.APIError as e:
-            return Completion("", Usage(), started, time.time(), error=self._translate(e), billed=False)
-        except Exception as e:  # garbage the SDK could not parse
-            err = errors.MalformedResponse(f"malformed response from {public_endpoint(self.base_url)}: "
-                                           f"{redact(str(e), [self._api_key])}")
-            err.__cause__ = e
-            return Completion("", Usage(), started, time.time(), error=err, billed=True)
+        resp, err, facts = await self._send_with_retries(r)
         ended = time.time()
+        if err is not None:
+            billed = isinstance(err, errors.MalformedResponse)
+            return Completion("", Usage(), started, ended, error=err, billed=billed, extra=facts)
+        usage, estimated = self._usage(r, resp)
+        facts["usage_estimated"] = estimated
         try:
             text = resp.choices[0].message.content or ""
-            u = resp.usage
-            details = getattr(u, "prompt_tokens_details", None) if u else None
-            usage = Usage(
-                input_tokens=int(u.prompt_tokens or 0) if u else 0,
-                output_tokens=int(u.completion_tokens or 0) if u else 0,
-                cached_input_tokens=int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
-            )
-        except (AttributeError, IndexError, TypeError, ValueError) as e:
-            err = errors.MalformedResponse(
-                f"malformed response from {public_endpoint(self.base_url)}: no choices/message in the reply")
-            err.__cause__ = e
-            return Completion("", Usage(), started, ended, error=err, billed=True)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            err = errors.MalformedResponse(f"malformed response from {public_endpoint(self.base_url)}: "
+                                           "no choices/message in the reply (its usage is billed)")
+            return Completion("", usage, started, ended, error=err, billed=True, extra=facts)
+        if not usage.total_tokens or estimated:
+            usage, facts["usage_estimated"] = self._estimated_usage(r, text), True
         model = getattr(resp, "model", None) or r.model
-        return self._validate(r, Completion(text, usage, started, ended, model=model))
+        return self._validate(r, Completion(text, usage, started, ended, model=model, extra=facts))
+
+    async def _send_with_retries(self, r: Request):
+        """(reply, None, facts) or (None, error, facts); facts = attempts and maybe-billed attempts.
+
+        429 and 5xx are retried (Retry-After honoured), and so is a connection that
+        never reached the server.  A timeout or a reply cut off mid-body is *not*
+        retried: the provider may have generated (and billed) it already.
+        """
+        import openai
+
+        facts: dict[str, Any] = {"attempts": 0, "maybe_billed": 0}
+        body = self._body(r)
+        while True:
+            facts["attempts"] += 1
+            retries_left = facts["attempts"] <= self.max_retries
+            try:
+                return await self.client.chat.completions.create(**body), None, facts
+            except openai.APIStatusError as e:
+                status = e.status_code
+                if (status == 429 or status >= 500) and retries_left:
+                    await asyncio.sleep(retry_delay(facts["attempts"], e.response.headers))
+                    continue
+                return None, self._translate(e, facts["attempts"]), facts
+            except openai.APIConnectionError as e:  # includes APITimeoutError
+                if _never_sent(e) and retries_left:
+                    await asyncio.sleep(retry_delay(facts["attempts"], {}))
+                    continue
+                if not _never_sent(e):
+                    facts["maybe_billed"] += 1
+                return None, self._translate(e, facts["attempts"]), facts
+            except Exception as e:  # garbage the SDK could not parse: generated, maybe billed
+                facts["maybe_billed"] += 1
+                return None, errors.MalformedResponse(
+                    f"malformed response from {public_endpoint(self.base_url)}: "
+                    f"{type(e).__name__}: {redact(str(e), [self._api_key])[:200]}"), facts
+
+    @staticmethod
+    def _usage(r: Request, resp: Any) -> tuple[Usage, bool]:
+        """(usage the server reported, whether it reported none)."""
+        u = getattr(resp, "usage", None)
+        if u is None:
+            return Usage(), True
+        details = getattr(u, "prompt_tokens_details", None)
+        try:
+            return Usage(
+                input_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+                output_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+                cached_input_tokens=int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+            ), False
+        except (TypeError, ValueError):
+            return Usage(), True
+
+    @staticmethod
+    def _estimated_usage(r: Request, text: str) -> Usage:
+        """Tokens counted locally for a reply that came without usage."""
+        from ..core.pricing import estimate_tokens
+
+        prompt = (r.system or "") + "\n" + r.prompt
+        return Usage(input_tokens=estimate_tokens(prompt, r.model), output_tokens=estimate_tokens(text, r.model))
 
     @staticmethod
     def _validate(r: Request, c: Completion) -> Completion:
@@ -217,31 +294,36 @@ class OpenAIBackend(Backend):
                 c.error = errors.InvalidAnswer(f"answer is not valid JSON: {c.text[:60]!r}")
         return c
 
-    def _translate(self, e: Exception) -> errors.BackendError:
+    def _translate(self, e: Exception, attempts: int = 1) -> errors.BackendError:
+        """One hybridnb error for an SDK error, its text redacted; the raw SDK error (which may
+        carry the key in its body) is deliberately *not* chained."""
         import openai
 
         where = public_endpoint(self.base_url)
-        msg = redact(str(e), [self._api_key])
+        msg = redact(str(e), [self._api_key])[:300]
         status = getattr(e, "status_code", None)
+        tries = f"after {attempts - 1} retries" if attempts > 1 else "not retried"
         if isinstance(e, openai.APITimeoutError):
-            err = errors.BackendTimeout(f"no answer from {where} within {self.timeout_s:g} s "
-                                        f"(after {self.max_retries} retries)")
+            err = errors.BackendTimeout(f"no answer from {where} within {self.timeout_s:g} s ({tries}: the "
+                                        "provider may have billed the generation)")
         elif isinstance(e, openai.APIConnectionError):
-            err = errors.BackendUnavailable(f"cannot reach {where} (after {self.max_retries} retries)")
+            how = "cannot reach" if _never_sent(e) else "lost the connection to"
+            err = errors.BackendUnavailable(f"{how} {where} ({tries})")
         elif status in (401, 403):
-            err = errors.AuthenticationError(f"{where} refused the API key (HTTP {status}); "
+            err = errors.AuthenticationError(f"{where} refused the API key (HTTP {status}): {msg}; "
                                              "check HYBRIDNB_REASON_API_KEY / OPENAI_API_KEY")
         elif status == 404:
             err = errors.NotFoundError(f"{where} answered 404: unknown model or path ({msg})")
         elif status == 429:
-            err = errors.RateLimited(f"{where} is rate limiting (HTTP 429 after {self.max_retries} retries)")
+            err = errors.RateLimited(f"{where} is rate limiting (HTTP 429 {tries})")
         elif status is not None and status >= 500:
-            err = errors.ServerError(f"{where} failed with HTTP {status} after {self.max_retries} retries")
+            err = errors.ServerError(f"{where} failed with HTTP {status} {tries}")
         elif status is not None:
             err = errors.BackendError(f"{where} rejected the request (HTTP {status}): {msg}")
         else:
             err = errors.MalformedResponse(f"malformed response from {where}: {msg}")
-        err.__cause__ = e
+        err.__cause__ = None
+        err.__suppress_context__ = True
         return err
 
     async def aclose(self) -> None:
