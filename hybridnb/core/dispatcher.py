@@ -13,6 +13,8 @@ Flow of a run (one call or a batch)::
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 import threading
 import time
@@ -236,21 +238,91 @@ class Dispatcher(Sender):
         if not todo:
             return results  # type: ignore[return-value]
         self.writer(home).check_writable()  # an unwritable home fails here, before anything is paid
-        g = None
-        if target.settings.budget_usd is not None:
-            g = self.guard(target.settings, str((requests[todo[0][0]].tags or {}).get("notebook", "")))
-            g.refresh()
-            if not force and len(todo) > 1:
-                est = self.estimate([requests[grp[0]] for grp in todo], target)
-                if not g.fits(est, target.settings.budget_usd):
-                    raise g.refusal(target.settings.budget_usd, est, f"this batch of {len(todo)} calls (expected)")
-        setup = await self._prepare(target, requests[todo[0][0]])
-        await self._send(requests, todo, keys, target, store, deliver, force, g)
-        first = results[todo[0][0]]
+        owner, ttl = f"{self.writer(home).session}-{os.getpid()}", self._lease_ttl(target, todo)
+        waiting: list[list[int]] = []
+        leased: set[str] = set()
+        if store is not None:  # pay once across kernels: another process sending the same prompt is waited for
+            leased, others = store.acquire([keys[grp[0]] for grp in todo], owner, ttl)
+            waiting = [grp for grp in todo if keys[grp[0]] in others]
+            todo = [grp for grp in todo if keys[grp[0]] not in others]
+            todo = self._serve_hits(requests, todo, keys, target, store, deliver)  # answered just now?
+        if not todo and not waiting:
+            store.release(list(leased), owner)
+            return results  # type: ignore[return-value]
+        try:
+            g = self._budget_gate(requests, todo or waiting, target, force)
+            setup = await self._prepare(target, requests[(todo or waiting)[0][0]])
+            if todo:
+                await self._send(requests, todo, keys, target, store, deliver, force, g)
+            if waiting:
+                await self._await_others(requests, waiting, keys, target, store, deliver, force, g, owner, ttl)
+        finally:
+            if store is not None and leased:
+                store.release(list(leased), owner)
+        first = results[(todo or waiting)[0][0]]
         if setup is not None and first is not None:
             first.setup_s, first.setup_usd = setup.held_s, setup.cost_usd
         self._maybe_warn(target.settings, g)
         return results  # type: ignore[return-value]
+
+    def _budget_gate(self, requests, todo, target: Target, force: bool) -> Guard | None:
+        """The scope's guard (spend re-read from the ledger); a batch whose expected cost does not fit is
+        refused before anything is sent."""
+        if target.settings.budget_usd is None:
+            return None
+        budget = target.settings.budget_usd
+        g = self.guard(target.settings, str((requests[todo[0][0]].tags or {}).get("notebook", "")))
+        g.refresh()
+        if not force and len(todo) > 1:
+            est = self.estimate([requests[grp[0]] for grp in todo], target)
+            if not g.fits(est, budget):
+                raise g.refusal(budget, est, f"this batch of {len(todo)} calls (expected)")
+        return g
+
+    @staticmethod
+    def _lease_ttl(target: Target, todo) -> float:
+        """How long a lease may be held: every wave of the batch timing out with all retries."""
+        s = target.settings
+        waves = -(-len(todo) // max(1, int(s["concurrency"] or 1)))
+        return float(s["timeout_s"]) * (1 + int(s["max_retries"] or 0)) * waves + 30.0
+
+    async def _await_others(self, requests, waiting, keys, target, store, deliver, force, g, owner, ttl):
+        """Serve prompts another process is paying for from its answers; send those it gave up on."""
+        deadline = time.monotonic() + ttl
+        while waiting:
+            await asyncio.sleep(0.05)
+            waiting = self._serve_hits(requests, waiting, keys, target, store, deliver)
+            if not waiting:
+                return
+            mine, _ = store.acquire([keys[grp[0]] for grp in waiting], owner, ttl)
+            if time.monotonic() > deadline:
+                mine = {keys[grp[0]] for grp in waiting}
+            ours = [grp for grp in waiting if keys[grp[0]] in mine]
+            waiting = [grp for grp in waiting if keys[grp[0]] not in mine]
+            ours = self._serve_hits(requests, ours, keys, target, store, deliver)  # answered meanwhile?
+            try:
+                if ours:
+                    await self._send(requests, ours, keys, target, store, deliver, force, g)
+            finally:
+                store.release([keys[grp[0]] for grp in ours], owner)
+
+    def _serve_hits(self, requests, groups, keys, target: Target, store, deliver) -> list[list[int]]:
+        """Deliver the groups the cache now answers; return the others."""
+        hits = store.get_many([keys[grp[0]] for grp in groups]) if groups else {}
+        left, recs = [], []
+        for grp in groups:
+            hit = hits.get(keys[grp[0]])
+            if hit is None:
+                left.append(grp)
+                continue
+            for i in grp:
+                resp, rec = cached_outcome(requests[i], target, self.session, hit)
+                recs.append(rec)
+                deliver(i, resp)
+        if recs:
+            self._write(target, recs)
+            self._emit(recs)
+        return left
 
     async def _prepare(self, target: Target, first: Request) -> Record | None:
         """Let the backend load what it needs; ledger that time as a "setup" row, not as a call's compute."""
