@@ -31,8 +31,11 @@ from openai_server import MODELS, Handler, OpenAIServer, State, answer_for, word
 
 
 class FaultState(State):
+    epoch = 0
+
     def reset(self) -> None:
         super().reset()
+        self.epoch += 1  # a request begun before a reset is not counted after it
         self.default: dict = {}
         self.generated = 0  # answers fully written to a client
 
@@ -50,6 +53,7 @@ class FaultHandler(Handler):
             return super().do_POST()
         body = self._body()
         script = st.next_script()
+        epoch = st.epoch
         with st.lock:
             st.log.append({"path": self.path, "auth": bool(self.headers.get("Authorization")),
                            "body": body, "script": script})
@@ -57,6 +61,9 @@ class FaultHandler(Handler):
             time.sleep(float(script["hang"]))
         elif st.delay_s:
             time.sleep(st.delay_s)
+        if st.epoch != epoch:
+            self.close_connection = True
+            return None
         status = int(script.get("status", 200))
         if status != 200:
             msg = script.get("message", f"scripted HTTP {status}")
@@ -158,3 +165,30 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- pytest fixtures (imported by tests/core/conftest.py and tests/store/conftest.py) ----
+KEY = "sk-test-SECRET-0123456789abcdef"
+
+try:
+    import pytest
+except ImportError:  # standalone use
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture(scope="session")
+    def _faulty():
+        srv = FaultyServer().start()
+        yield srv
+        srv.stop()
+
+    @pytest.fixture
+    def faulty(_faulty, hybridnb_home, monkeypatch):
+        """%%reason → the faulty server (gpt-4o-mini prices, a fake key, 2 retries); reset per test."""
+        _faulty.reset()
+        monkeypatch.setenv("HYBRIDNB_REASON_BASE_URL", _faulty.base_url)
+        monkeypatch.setenv("HYBRIDNB_REASON_API_KEY", KEY)
+        monkeypatch.setenv("HYBRIDNB_REASON_MODEL", "gpt-4o-mini")
+        monkeypatch.setenv("HYBRIDNB_MAX_RETRIES", "2")
+        yield _faulty
+        _faulty.reset()
