@@ -65,6 +65,14 @@ def retry_delay(attempt: int, headers) -> float:
     return min(8.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
 
 
+def _should_retry(status: int, headers) -> bool:
+    """The SDK's rule: the server's ``x-should-retry`` header, else 408, 409, 429 and 5xx."""
+    hint = (headers or {}).get("x-should-retry")
+    if hint in ("true", "false"):
+        return hint == "true"
+    return status in (408, 409, 429) or status >= 500
+
+
 def _never_sent(e: BaseException) -> bool:
     """Whether a connection error happened before the request reached the server."""
     cause = e.__cause__ or e.__context__
@@ -235,8 +243,7 @@ class OpenAIBackend(Backend):
             try:
                 return await self.client.chat.completions.create(**body), None, facts
             except openai.APIStatusError as e:
-                status = e.status_code
-                if (status == 429 or status >= 500) and retries_left:
+                if _should_retry(e.status_code, e.response.headers) and retries_left:
                     await asyncio.sleep(retry_delay(facts["attempts"], e.response.headers))
                     continue
                 return None, self._translate(e, facts["attempts"]), facts
@@ -294,7 +301,7 @@ class OpenAIBackend(Backend):
                 c.error = errors.InvalidAnswer(f"answer is not valid JSON: {c.text[:60]!r}")
         return c
 
-    def _translate(self, e: Exception, attempts: int = 1) -> errors.BackendError:
+    def _translate(self, e: Exception, attempts: int | None = None) -> errors.BackendError:
         """One hybridnb error for an SDK error, its text redacted; the raw SDK error (which may
         carry the key in its body) is deliberately *not* chained."""
         import openai
@@ -302,13 +309,14 @@ class OpenAIBackend(Backend):
         where = public_endpoint(self.base_url)
         msg = redact(str(e), [self._api_key])[:300]
         status = getattr(e, "status_code", None)
+        if attempts is None:  # a caller that retried on its own, up to the limit
+            attempts = self.max_retries + 1
         tries = f"after {attempts - 1} retries" if attempts > 1 else "not retried"
         if isinstance(e, openai.APITimeoutError):
             err = errors.BackendTimeout(f"no answer from {where} within {self.timeout_s:g} s ({tries}: the "
                                         "provider may have billed the generation)")
         elif isinstance(e, openai.APIConnectionError):
-            how = "cannot reach" if _never_sent(e) else "lost the connection to"
-            err = errors.BackendUnavailable(f"{how} {where} ({tries})")
+            err = errors.BackendUnavailable(f"cannot reach {where} ({tries})")
         elif status in (401, 403):
             err = errors.AuthenticationError(f"{where} refused the API key (HTTP {status}): {msg}; "
                                              "check HYBRIDNB_REASON_API_KEY / OPENAI_API_KEY")

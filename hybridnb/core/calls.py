@@ -75,4 +75,5 @@ def summary(where: str | None = None) -> Summary:
     """Spend by route/backend/model, cache savings and budget left."""
     d = get_dispatcher()
     s = get_settings()
-    return Summary.build(s.home, where=where, budget_usd=s.budget_usd, session_spent=d.spent_usd)
+    spent = d.guard(s).refresh() if s.budget_usd is not None else d.spent_usd  # the spend the budget counts
+    return Summary.build(s.home, where=where, budget_usd=s.budget_usd, session_spent=spent)

@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("the models each route can use: the endpoint's /v1/models, the embedded model, "
                "priced models with $ per 1M tokens", "%hybridnb models reason"),
     "config": ("show every setting, or set some for this session", "%hybridnb config reason.model=gpt-4o-mini"),
-    "budget": ("show the budget, set it in $, or remove it", "%hybridnb budget 5"),
+    "budget": ("show the budget, set it in $ (--per session|notebook|day|total), or remove it",
+               "%hybridnb budget 5 --per day"),
     "cache": ("empty the answer cache", "%hybridnb cache clear"),
     "backends": ("installed backends (built-in and plug-ins) and their import paths", "%hybridnb backends"),
     "widget": ("the live spend panel (text summary in a terminal)", "%hybridnb widget"),
@@ -85,6 +86,12 @@ def cmd_config(magics, rest: list[str]) -> None:
 
 
 def cmd_budget(magics, rest: list[str]) -> None:
+    if "--per" in rest:  # %hybridnb budget 5 --per day
+        at = rest.index("--per")
+        if at + 1 >= len(rest):
+            raise UsageError("%hybridnb budget: --per takes one of session, notebook, day, total")
+        config.session.set("budget_per", rest[at + 1])
+        rest = rest[:at] + rest[at + 2:]
     if not rest:
         print(_api.summary().budget_line())
         return
