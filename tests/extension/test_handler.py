@@ -142,14 +142,14 @@ async def test_half_written_line_is_skipped(jp_fetch, ledger_home):
     assert s["totals"]["cost_usd"] == pytest.approx(0.3)
 
 
-async def test_unreadable_ledger_gives_empty_state_with_note(jp_fetch, ledger_home):
+async def test_a_damaged_segment_is_quarantined_and_the_rest_still_shows(jp_fetch, ledger_home):
+    _write(ledger_home, f"kernel-{KERNEL_A}", [_rec(cost=0.25), _rec(cost=0.5)])
     d = ledger_home / "ledger"
-    d.mkdir()
     (d / "broken-0.parquet").write_bytes(b"this is not parquet at all")
     s = await _get(jp_fetch)
-    assert s["note"].startswith("ledger unreadable")
-    assert s["totals"]["calls"] == 0 and s["by_model"] == []
-    assert s["budget"]["state"] == "none"
+    assert s["totals"]["calls"] == 2 and s["totals"]["cost_usd"] == pytest.approx(0.75)
+    assert not (d / "broken-0.parquet").exists()
+    assert [p.name.split(".parquet")[0] for p in (d / "quarantine").iterdir()] == ["broken-0"]
 
 
 async def test_markdown_escapes_dollars(jp_fetch, ledger_home, assert_no_latex):
