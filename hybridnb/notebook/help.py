@@ -37,7 +37,8 @@ def line_magic_help() -> str:
         lines.append(f"  {'':<{width}}  e.g. {example}")
     lines += ["", "Cell magics: %%reason (token-priced API) and %%local (compute you control);",
               "`%%reason?` and `%%local?` show their options and the backend/model in effect.",
-              "Templates: {variable}, {In[3]}, {Out[3]}, {Err[3]}, {In[-1]} (the cell before)."]
+              "Templates: {variable}, {In[3]}, {Out[3]}, {Err[3]}, {In[-1]} (the cell before);",
+              "a %%reason/%%local cell's answer is its Out[n]."]
     return "\n".join(lines)
 
 

@@ -35,3 +35,13 @@ def track_errors(shell: Any) -> None:
     hook = lambda result: _record(shell, result)  # noqa: E731
     shell.events.register("post_run_cell", hook)
     shell._hybridnb_err_hook = hook
+
+
+def remember_output(shell: Any, route: str, value: Any) -> None:
+    """Put an answer in ``Out[n]`` of its own cell (it is displayed, not returned), so ``{Out[n]}`` cites it."""
+    hist = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    out = shell.user_ns.get("Out") if shell is not None else None
+    if not hist or not isinstance(out, dict):
+        return
+    if hist[-1].lstrip().startswith(f"%%{route}"):  # the running cell is this magic's cell
+        out[len(hist) - 1] = value

@@ -19,6 +19,7 @@ from ..errors import HybridnbError
 from . import subcommands
 from .formats import FORMATS, instruct, present
 from .help import cell_magic_help, line_magic_help, parse_line
+from .history import remember_output
 
 _TRAIT_KEYS = {
     "reason_model": "reason.model", "reason_base_url": "reason.base_url", "reason_backend": "reason.backend",
@@ -136,6 +137,7 @@ class HybridnbMagics(Magics):
         value = present(self.shell, resp, args.format, quiet=args.quiet, metadata=_usage_meta(resp))
         if args.output:
             self.shell.user_ns[args.output] = value
+        remember_output(self.shell, route, value)
 
     # ---- line magic -----------------------------------------------------------
     @line_magic

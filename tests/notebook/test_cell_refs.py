@@ -48,3 +48,12 @@ def test_a_batch_template_may_cite_cells_once_for_every_row(ip, reason_on_server
     sent = sorted(e["body"]["messages"][-1]["content"] for e in reason_on_server.log)
     assert sent == ["Apply rule = 'label {x} by cause' to: double charge",
                     "Apply rule = 'label {x} by cause' to: late parcel"]
+
+
+def test_an_answer_is_the_output_of_its_cell(ip, reason_on_server):
+    reason_on_server.script(queue=[{"content": "three bullet points"}])
+    _run(ip, "%%reason -q\nSummarise the report")
+    n = len(ip.history_manager.input_hist_raw) - 1
+    assert str(ip.user_ns["Out"][n]) == "three bullet points"
+    _run(ip, "%%reason -q\nShorten: {Out[-1]}")
+    assert _sent(reason_on_server) == "Shorten: three bullet points"
