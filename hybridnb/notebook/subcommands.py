@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any, Callable
 
@@ -80,7 +81,13 @@ def cmd_config(magics, rest: list[str]) -> None:
         if "=" not in item:
             raise UsageError(f"%hybridnb config: expected key=value, got {item!r}")
         key, value = item.split("=", 1)
-        config.session.set(key.strip(), value.strip())
+        key = key.strip()
+        if key not in config.DEFAULTS and not key.startswith("prices."):
+            near = difflib.get_close_matches(key, list(config.DEFAULTS), n=1, cutoff=0.7)
+            hint = f" — did you mean {near[0]}?" if near else ""
+            raise UsageError(f"%hybridnb config: unknown setting {key!r}{hint} "
+                             "(`%hybridnb config` lists them all; README.md says what each does)")
+        config.session.set(key, value.strip())
         shown = "<set>" if key.strip() in config.SECRET_KEYS else value.strip()
         print(f"{key.strip()} = {shown}")
 

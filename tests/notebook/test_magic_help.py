@@ -55,3 +55,11 @@ def test_every_output_has_a_text_form(ip, reason_on_server, capsys):
     assert "gpt-4o-mini" in pretty(list_models("reason"))
     ip.run_line_magic("hybridnb", "export")
     assert "inserted below" in capsys.readouterr().out
+
+
+def test_a_setting_typo_gets_the_nearest_setting(ip, hybridnb_home):
+    from hybridnb import config
+
+    with pytest.raises(UsageError, match=r"unknown setting 'reason.modle' — did you mean reason.model\?"):
+        ip.run_line_magic("hybridnb", "config reason.modle=gpt-4o")
+    assert config.get_settings()["reason.model"] == config.DEFAULTS["reason.model"]
