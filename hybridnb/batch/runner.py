@@ -44,7 +44,7 @@ from ..errors import BudgetExceeded, HybridnbError, TemplateError
 from ..core.constraints import check_choices, load_schema
 
 OUTPUT_COLUMNS = ("answer", "input_tokens", "output_tokens", "cost_usd", "cached", "error")
-ENGINES = ("local", "ray")
+ENGINES = ("local", "ray", "vllm")
 TRANSPORTS = ("bulk", "sdk")
 MODES = ("online", "batch-api")
 
@@ -179,6 +179,10 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
     """
     if engine not in ENGINES:
         raise HybridnbError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
+    if engine == "vllm":  # the in-process vLLM engine, in big chunks, priced by GPU time
+        if route != "local":
+            raise HybridnbError("engine='vllm' runs an in-process vLLM engine on your GPU: use route='local'")
+        backend = backend or "vllm-engine"
     if mode not in MODES:
         raise HybridnbError(f"unknown mode {mode!r}; modes are: {', '.join(MODES)}")
     if transport not in TRANSPORTS:
@@ -279,7 +283,8 @@ def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str
     ``output_tokens``, ``cost_usd``, ``cached``, ``error`` (+ one per
     ``json_schema`` property), each prefixed with ``output_prefix``.
     ``choices`` is a closed label set (answer is always one of them, else an
-    error in that row).  ``engine="ray"`` runs the calls on Ray Data; ``mode="batch-api"``
+    error in that row).  ``engine="ray"`` runs the calls on Ray Data, ``engine="vllm"`` on an in-process
+    ``vllm.LLM`` (route local, big chunks, structured choices, GPU time); ``mode="batch-api"``
     submits the rows as one provider batch job at the batch price (re-running re-attaches).
     Other options: ``temperature``, ``columns``, ``variables``, ``con``,
     ``backend``, ``base_url``, ``verbose``.  Ctrl-C raises

@@ -45,7 +45,7 @@ def _route_args(f):
         argument("-q", "--quiet", action="store_true", help="do not display the answer"),
         argument("--over", metavar="DATA", help="batch: a DataFrame variable or DuckDB table; one call per row"),
         argument("--col", action="append", metavar="NAME", help="batch: column(s) the template uses"),
-        argument("--engine", default="local", help="batch engine: local (in-process) or ray"),
+        argument("--engine", default="local", help="batch engine: local (in-process), ray, or vllm (in-process vLLM on the GPU)"),
         argument("--concurrency", type=int, help="batch: calls in flight at once"),
         argument("--batch-api", action="store_true",
                  help="batch: submit the rows as one provider batch job at the batch price (%%reason)"),
