@@ -57,65 +57,66 @@ async def _gather(fn, prompts: list[str], conc: int) -> float:
     return len(prompts) / dt
 
 
-async def _raw(base_url: str, prompts: list[str], conc: int) -> float:
-    from hybridnb.backends import _fast_http as fh
+class Clients:
+    """The bare clients on one event loop of their own, each built once and kept (warm pools)."""
 
-    pool = fh.Pool(base_url, {"Authorization": "Bearer EMPTY"}, max_idle=conc)
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.loop = asyncio.new_event_loop()
+        self.made: dict[str, object] = {}
 
-    async def one(p: str) -> bool:
+    def client(self, kind: str):
+        if kind not in self.made:
+            self.made[kind] = self.loop.run_until_complete(self._make(kind))
+        return self.made[kind]
+
+    async def _make(self, kind: str):
+        if kind == "raw":
+            from hybridnb.backends import _fast_http as fh
+
+            return fh.Pool(self.base_url, {"Authorization": "Bearer EMPTY"}, max_idle=256)
+        if kind == "litellm":
+            return None
+        from openai import AsyncOpenAI
+
+        kw = {}
+        if kind == "aiohttp":
+            from openai import DefaultAioHttpClient
+
+            kw["http_client"] = DefaultAioHttpClient()
+        return AsyncOpenAI(base_url=self.base_url, api_key="EMPTY", max_retries=2, **kw)
+
+    def rate(self, kind: str, prompts: list[str], conc: int) -> float:
+        c = self.client(kind)
+        fn = {"raw": self._raw, "litellm": self._litellm}.get(kind, self._sdk)
+        return self.loop.run_until_complete(_gather(lambda p: fn(c, p), prompts, conc))
+
+    @staticmethod
+    async def _raw(pool, p: str) -> bool:
+        from hybridnb.backends import _fast_http as fh
+
         body = fh.dumps({"model": MODEL, "messages": [{"role": "user", "content": p}], "temperature": 0.0})
         r = await pool.post("/chat/completions", body)
         return r.status == 200
 
-    try:
-        return await _gather(one, prompts, conc)
-    finally:
-        pool.close()
-
-
-async def _sdk(base_url: str, prompts: list[str], conc: int, aiohttp: bool = False) -> float:
-    from openai import AsyncOpenAI
-
-    kw = {}
-    if aiohttp:
-        from openai import DefaultAioHttpClient
-
-        kw["http_client"] = DefaultAioHttpClient()
-    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, **kw)
-
-    async def one(p: str) -> str:
+    @staticmethod
+    async def _sdk(client, p: str) -> str:
         r = await client.chat.completions.create(model=MODEL, temperature=0.0,
                                                  messages=[{"role": "user", "content": p}])
         return r.choices[0].message.content
 
-    try:
-        return await _gather(one, prompts, conc)
-    finally:
-        await client.close()
+    async def _litellm(self, _none, p: str) -> str:
+        import litellm
 
-
-async def _litellm(base_url: str, prompts: list[str], conc: int) -> float:
-    import litellm
-
-    async def one(p: str) -> str:
-        r = await litellm.acompletion(model=f"openai/{MODEL}", api_base=base_url, api_key="EMPTY",
+        r = await litellm.acompletion(model=f"openai/{MODEL}", api_base=self.base_url, api_key="EMPTY",
                                       temperature=0.0, messages=[{"role": "user", "content": p}])
         return r.choices[0].message.content
-
-    return await _gather(one, prompts, conc)
 
 
 def available(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def client_rate(kind: str, base_url: str, prompts: list[str], conc: int) -> float:
-    coro = {"raw": lambda: _raw(base_url, prompts, conc), "bare": lambda: _sdk(base_url, prompts, conc),
-            "aiohttp": lambda: _sdk(base_url, prompts, conc, aiohttp=True),
-            "litellm": lambda: _litellm(base_url, prompts, conc)}[kind]
-    return asyncio.run(coro())
 
 
 def map_rate(texts: list[str], conc: int, engine: str = "local", transport: str = "bulk") -> float:
@@ -132,12 +133,12 @@ def map_rate(texts: list[str], conc: int, engine: str = "local", transport: str 
     return len(texts) / dt
 
 
-def rate(kind: str, base_url: str, n: int, conc: int) -> float:
+def rate(kind: str, clients: Clients, n: int, conc: int) -> float:
     if kind == "map":
         return map_rate(texts(n), conc)
     if kind == "map-sdk":
         return map_rate(texts(n), conc, transport="sdk")
-    return client_rate(kind, base_url, texts(n), conc)
+    return clients.rate(kind, texts(n), conc)
 
 
 def profile_map(n: int, conc: int, top: int = 25) -> None:
@@ -221,13 +222,14 @@ def main() -> None:
     os.environ.update(HYBRIDNB_HOME=home, HYBRIDNB_LOCAL_BASE_URL=base_url, HYBRIDNB_LOCAL_MODEL=MODEL)
     kinds = ["raw", "bare"] + [k for k, m in (("aiohttp", "aiohttp"), ("litellm", "litellm")) if available(m)]
     kinds += ["map", "map-sdk"]
+    clients = Clients(base_url)
     try:
         for k in kinds:  # warm every path (imports, connections, first cache/ledger files)
-            rate(k, base_url, 300, args.concurrency)
+            rate(k, clients, 300, args.concurrency)
         rates: dict[str, list[float]] = {k: [] for k in kinds}
         for r in range(args.rounds):
             for k in kinds:
-                rates[k].append(rate(k, base_url, args.rows, args.concurrency))
+                rates[k].append(rate(k, clients, args.rows, args.concurrency))
             print(f"round {r + 1}: " + " · ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()), flush=True)
         ideal = args.concurrency / args.delay
         med = {k: statistics.median(v) for k, v in rates.items()}

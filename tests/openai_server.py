@@ -208,13 +208,17 @@ def prometheus_text(m: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) drops bursts of new connections: 1 s SYN retries
+
+
 class OpenAIServer:
     """Start/stop the server in a background thread; ``.base_url`` ends in /v1."""
 
     def __init__(self, port: int = 0) -> None:
         self.state = State()
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = _Server(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
