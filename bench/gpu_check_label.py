@@ -82,12 +82,15 @@ def run_label(args, cfg: dict, texts: list[str], source: str, log) -> dict:
     out = {"rows": len(texts), "seconds": secs, "load_s": load_s, "rows_per_s": len(texts) / secs,
            "rows_per_s_after_load": len(texts) / max(secs - load_s, 1e-9), "answered": st.ok,
            "failed": st.failed, "errors": dict(st.errors), "spent_usd": st.spent_usd,
+           "first_error": next(iter(st.examples.values()), ""),
            "ledger_usd": float(led["cost_usd"].sum()), "ledger_rows": led.height,
            "setup_usd": float(setup["cost_usd"].sum()) if setup.height else 0.0,
            "usd_per_1k_rows": st.spent_usd / len(texts) * 1000, "labels": dict(labels)}
     log(f"  {len(texts):,} rows in {secs:.1f} s = {out['rows_per_s']:,.0f} rows/s end to end "
         f"(engine load {load_s:.1f} s; {out['rows_per_s_after_load']:,.0f} rows/s after it)")
     log(f"  answered {st.ok:,}, failed {st.failed:,} {dict(st.errors) or ''}; labels {dict(labels)}")
+    if st.failed:
+        log(f"  first error: {out['first_error'][:400]}")
     log(f"  ledger: {led.height:,} rows, ${out['ledger_usd']:.4f} at ${args.rate:.2f}/GPU-hour "
         f"(${out['usd_per_1k_rows']:.5f} per 1K rows)")
     return out

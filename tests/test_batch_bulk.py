@@ -62,7 +62,8 @@ def test_retries_with_retry_after_then_one_ledger_row(reason_on_server, hybridnb
     out = _run(pl.DataFrame({"text": ["just one row"]}), "bulk")
     assert out.stats.ok == 1 and out.frame["error"][0] is None
     assert [e["script"].get("status", 200) for e in reason_on_server.log] == [429, 503, 200]
-    assert hybridnb.ledger().height == 1  # a retried call is one call
+    led = hybridnb.ledger()
+    assert led.height == 1 and led["attempts"][0] == 3  # a retried call is one call, its attempts counted
 
 
 FAILURES = {
@@ -87,7 +88,8 @@ def test_errors_have_the_sdk_classes_and_messages(reason_on_server, hybridnb_hom
     assert errs["bulk"].startswith(f"{cls}: ")
     assert "SECRET" not in errs["bulk"]
     led = hybridnb.ledger()
-    assert led.filter(pl.col("status") == "error").height == 2
+    failed = led.filter(pl.col("status") == "error")
+    assert failed.height == 2 and failed["attempts"].n_unique() == 1  # the same attempts on both paths
     assert not led["error"].str.contains("SECRET").any()
 
 
@@ -111,11 +113,15 @@ def test_unknown_model_garbage_and_unreachable(reason_on_server, hybridnb_home, 
 def test_timeout_is_backend_timeout(reason_on_server, hybridnb_home, monkeypatch):
     monkeypatch.setenv("HYBRIDNB_MAX_RETRIES", "0")
     monkeypatch.setenv("HYBRIDNB_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("HYBRIDNB_MAX_RETRIES", "2")  # a timeout is not retried: the provider may have billed it
     errs = []
     for t in ("sdk", "bulk"):
         reason_on_server.script(queue=[{"hang": 1.0}])
         errs.append(_run(pl.DataFrame({"text": [t]}), t).frame["error"][0])
     assert errs[0] == errs[1] and errs[1].startswith("BackendTimeout: no answer from")
+    failed = hybridnb.ledger().filter(pl.col("status") == "error")
+    assert failed["attempts"].to_list() == [1, 1] and failed["maybe_billed"].to_list() == [1, 1]
+    assert len(reason_on_server.log) == 2
 
 
 def test_cancel_mid_chunk_ledgers_and_caches_every_finished_row(reason_on_server, hybridnb_home):
@@ -158,18 +164,6 @@ def test_bulk_is_used_only_where_it_can_be(reason_on_server, hybridnb_home, monk
 
 
 # ---- the HTTP client itself ------------------------------------------------------------
-def test_retry_policy_matches_the_sdk():
-    assert fh.retry_delay(0, {"retry-after": "0.3"}) == 0.3
-    assert fh.retry_delay(0, {"retry-after-ms": "250"}) == 0.25
-    assert 0.375 <= fh.retry_delay(0) <= 0.5
-    assert 1.5 <= fh.retry_delay(2) <= 2.0
-    assert 6.0 <= fh.retry_delay(10, {"retry-after": "600"}) <= 8.0  # too long a Retry-After: backoff
-    assert fh.should_retry(429, {}) and fh.should_retry(500, {}) and fh.should_retry(408, {})
-    assert not fh.should_retry(400, {}) and not fh.should_retry(401, {})
-    assert fh.should_retry(400, {"x-should-retry": "true"}) and not fh.should_retry(503, {"x-should-retry": "false"})
-    assert not fh.should_retry(429, {"retry-after": "120"})
-
-
 def _raw_server(replies):
     """A raw asyncio server that sends ``replies`` (bytes, one per request) and counts connections."""
     state = {"conns": 0}

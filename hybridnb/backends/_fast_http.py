@@ -7,18 +7,14 @@ POST needs: one pre-built header block per pool, the body serialised once
 (orjson), a response parser that reads a status line, headers and a
 ``Content-Length`` or chunked body, and connections that stay open.  TLS goes
 through :mod:`ssl`; no proxy support (the caller falls back to the SDK when a
-proxy is configured).  Retry policy mirrors the SDK's (see :func:`retry_delay`).
+proxy is configured).  Retries are the caller's (batch/bulk.py mirrors the OpenAI backend's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import os
-import random
 import ssl as _ssl
-import time
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -36,15 +32,15 @@ except ImportError:  # pragma: no cover - orjson is a dependency
 
     loads = _json.loads
 
-#: the SDK's backoff constants (openai._constants)
-INITIAL_RETRY_DELAY = 0.5
-MAX_RETRY_DELAY = 8.0
-MAX_RETRY_AFTER = 60.0
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class TransportError(Exception):
-    """The connection failed (refused, reset, closed early)."""
+    """The connection failed (refused, reset, closed early); ``never_sent``: the request never left."""
+
+    def __init__(self, message: str, never_sent: bool = False):
+        super().__init__(message)
+        self.never_sent = never_sent
 
 
 class TransportTimeout(TransportError):
@@ -169,7 +165,7 @@ class Pool:
             _, conn = await loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl,
                                                    server_hostname=self.host if self.ssl else None)
         except OSError as e:
-            raise TransportError(f"cannot connect: {type(e).__name__}") from e
+            raise TransportError(f"cannot connect: {type(e).__name__}", never_sent=True) from e
         self.opened += 1
         return conn
 
@@ -225,47 +221,6 @@ class Pool:
 def _expire(w: asyncio.Future, timeout_s: float) -> None:
     if not w.done():
         w.set_exception(TransportTimeout(f"no answer within {timeout_s:g} s"))
-
-
-# ---- the SDK's retry policy ------------------------------------------------------
-def retry_after_s(headers: dict[str, str]) -> float | None:
-    """Seconds the server asks to wait (``retry-after-ms``, ``retry-after`` seconds or HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if not ra:
-        return None
-    try:
-        return float(ra)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(ra)
-        if parsed is None:
-            return None
-        return email.utils.mktime_tz(parsed) - time.time()
-
-
-def should_retry(status: int, headers: dict[str, str]) -> bool:
-    """The SDK's rule: obey ``x-should-retry``; retry 408, 409, 429 and 5xx (not a Retry-After > 60 s)."""
-    ra = retry_after_s(headers)
-    if ra is not None and math.isfinite(ra) and ra > MAX_RETRY_AFTER:
-        return False
-    flag = headers.get("x-should-retry")
-    if flag in ("true", "false"):
-        return flag == "true"
-    return status in (408, 409, 429) or status >= 500
-
-
-def retry_delay(attempt: int, headers: dict[str, str] | None = None) -> float:
-    """Seconds before retry number ``attempt + 1``: Retry-After when 0 < it ≤ 60, else
-    ``min(0.5 × 2^attempt, 8)`` less up to 25 % jitter (as the SDK)."""
-    ra = retry_after_s(headers or {})
-    if ra is not None and math.isfinite(ra) and 0 < ra <= MAX_RETRY_AFTER:
-        return ra
-    return min(INITIAL_RETRY_DELAY * 2.0 ** min(attempt, 1000), MAX_RETRY_DELAY) * (1 - 0.25 * random.random())
 
 
 def proxy_configured() -> bool:

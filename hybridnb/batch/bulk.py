@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from .. import errors
 from ..backends import _fast_http as fh
+from ..backends import _openai as _oa
 from ..backends._base import Backend
 from ..backends._openai import OpenAIBackend, public_endpoint, redact
 from ..types import Completion, Request, Usage
@@ -117,34 +118,46 @@ class BulkBackend(Backend):
         return fh.dumps(body)
 
     async def _one(self, r: Request) -> Completion:
+        """One row, retried as :meth:`OpenAIBackend._send_with_retries` does: 408/409/429/5xx (Retry-After
+        honoured) and connections that never reached the server; a timeout or a reply cut off mid-body is
+        not retried (the provider may have billed it) and counts as ``maybe_billed``."""
         body = self.encode(r)
         started = time.time()
-        attempt = 0
+        facts: dict[str, Any] = {"attempts": 0, "maybe_billed": 0}
+        inner = self.inner
         while True:
-            resp, failure = None, None
+            facts["attempts"] += 1
+            retries_left = facts["attempts"] <= inner.max_retries
             try:
                 resp = await self.pool.post("/chat/completions", body)
             except fh.TransportError as e:
-                failure = e
-            if resp is not None and resp.status == 200:
-                return self._parse(r, resp, started)
-            retry = failure is not None or fh.should_retry(resp.status, resp.headers)
-            if not retry or attempt >= self.inner.max_retries:
-                return Completion("", Usage(), started, time.time(), error=self._error(resp, failure),
-                                  billed=False)
-            await asyncio.sleep(fh.retry_delay(attempt, resp.headers if resp is not None else None))
-            attempt += 1
+                if e.never_sent and retries_left:
+                    await asyncio.sleep(_oa.retry_delay(facts["attempts"], {}))
+                    continue
+                facts["maybe_billed"] += 0 if e.never_sent else 1
+                return self._failed(started, self._error(None, e, facts["attempts"]), facts)
+            if resp.status == 200:
+                return self._parse(r, resp, started, facts)
+            if _oa._should_retry(resp.status, resp.headers) and retries_left:
+                await asyncio.sleep(_oa.retry_delay(facts["attempts"], resp.headers))
+                continue
+            return self._failed(started, self._error(resp, None, facts["attempts"]), facts)
 
-    def _parse(self, r: Request, resp: fh.HTTPResponse, started: float) -> Completion:
+    @staticmethod
+    def _failed(started: float, err: errors.BackendError, facts: dict[str, Any]) -> Completion:
+        return Completion("", Usage(), started, time.time(), error=err, billed=False, extra=facts)
+
+    def _parse(self, r: Request, resp: fh.HTTPResponse, started: float, facts: dict[str, Any]) -> Completion:
         try:
             data = fh.loads(resp.body)
-        except ValueError as e:
-            err = errors.MalformedResponse(f"malformed response from {public_endpoint(self.base_url)}: not JSON")
-            err.__cause__ = e
-            return Completion("", Usage(), started, time.time(), error=err, billed=True)
-        return parse_chat(r, data, started, time.time(), self.base_url)
+        except ValueError as e:  # garbage on a 200: generated, maybe billed (as on the SDK path)
+            facts["maybe_billed"] += 1
+            err = errors.MalformedResponse(f"malformed response from {public_endpoint(self.base_url)}: "
+                                           f"{type(e).__name__}: {redact(str(e), [self.inner._api_key])[:200]}")
+            return Completion("", Usage(), started, time.time(), error=err, billed=True, extra=facts)
+        return parse_chat(r, data, started, time.time(), self.base_url, facts)
 
-    def _error(self, resp: fh.HTTPResponse | None, failure: Exception | None) -> errors.BackendError:
+    def _error(self, resp: fh.HTTPResponse | None, failure: Exception | None, attempts: int) -> errors.BackendError:
         """The hybridnb error the SDK path would give: the SDK's exception, translated by the backend."""
         try:
             sdk_err = sdk_exception(self.inner, self.base_url, resp, failure)
@@ -153,7 +166,7 @@ class BulkBackend(Backend):
             err = errors.BackendError(redact(f"{public_endpoint(self.base_url)} failed "
                                              f"(HTTP {status}): {type(e).__name__}", [self.inner._api_key]))
             return err
-        return self.inner._translate(sdk_err)
+        return self.inner._translate(sdk_err, attempts)
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -161,21 +174,30 @@ class BulkBackend(Backend):
             self._pool = None
 
 
-def parse_chat(r: Request, data: Any, started: float, ended: float, base_url: str | None) -> Completion:
-    """A chat.completion JSON object → a validated Completion (MalformedResponse when it is not one)."""
+def parse_chat(r: Request, data: Any, started: float, ended: float, base_url: str | None,
+               facts: dict[str, Any] | None = None) -> Completion:
+    """A chat.completion JSON object → a validated Completion, as :meth:`OpenAIBackend._one` builds it:
+    usage-less replies counted locally (``usage_estimated``), usage billed even without choices."""
+    facts = dict(facts or {})
+    u = data.get("usage") if isinstance(data, dict) else None
     try:
-        text = data["choices"][0]["message"].get("content") or ""
-        u = data.get("usage") or {}
-        details = u.get("prompt_tokens_details") or {}
+        details = (u or {}).get("prompt_tokens_details") or {}
         usage = Usage(input_tokens=int(u.get("prompt_tokens") or 0),
                       output_tokens=int(u.get("completion_tokens") or 0),
                       cached_input_tokens=int(details.get("cached_tokens") or 0))
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        estimated = False
+    except (AttributeError, TypeError, ValueError):
+        usage, estimated = Usage(), True
+    facts["usage_estimated"] = estimated
+    try:
+        text = data["choices"][0]["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
         err = errors.MalformedResponse(f"malformed response from {public_endpoint(base_url)}: "
-                                       "no choices/message in the reply")
-        err.__cause__ = e
-        return Completion("", Usage(), started, ended, error=err, billed=True)
-    c = Completion(text, usage, started, ended, model=data.get("model") or r.model)
+                                       "no choices/message in the reply (its usage is billed)")
+        return Completion("", usage, started, ended, error=err, billed=True, extra=facts)
+    if not usage.total_tokens or estimated:
+        usage, facts["usage_estimated"] = OpenAIBackend._estimated_usage(r, text), True
+    c = Completion(text, usage, started, ended, model=data.get("model") or r.model, extra=facts)
     return OpenAIBackend._validate(r, c)
 
 
