@@ -4,6 +4,7 @@
     hybridnb corpus generate --n N --out FILE
     hybridnb corpus export --db DB --labels OUT.parquet
     hybridnb summary
+    hybridnb models [reason|local]
     hybridnb ledger export PATH          (.csv, .parquet or .json)
     hybridnb notebook PATH [--out OUT]   run a notebook headless in a real kernel
 """
@@ -15,6 +16,13 @@ import sys
 from pathlib import Path
 
 from .errors import HybridnbError
+
+
+def _models(args) -> int:
+    from .backends.models import list_models
+
+    print(list_models(args.route))
+    return 0
 
 
 def _summary(args) -> int:
@@ -66,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_commands(sub)
 
     sub.add_parser("summary", help="spend by route/backend/model").set_defaults(func=_summary)
+
+    models = sub.add_parser("models", help="the models each route can use, with prices")
+    models.add_argument("route", nargs="?", choices=("reason", "local"), help="one route (default: both)")
+    models.set_defaults(func=_models)
 
     led = sub.add_parser("ledger", help="ledger tools")
     lsub = led.add_subparsers(dest="ledger_command", required=True)

@@ -55,3 +55,12 @@ def test_local_embedded_and_a_bad_route_argument(ip, hybridnb_home):
     assert rows[0].price.endswith("/h compute")
     with pytest.raises(UsageError, match=r"%hybridnb models \[reason\|local\]"):
         ip.run_line_magic("hybridnb", "models gpu")
+
+
+def test_the_cli_lists_the_same_models(reason_on_server, capsys):
+    from hybridnb.cli import main
+
+    assert main(["models", "reason"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == str(list_models("reason")).strip()
+    assert "* %%reason  gpt-4o-mini" in out
