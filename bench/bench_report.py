@@ -23,7 +23,7 @@ import duckdb  # noqa: E402
 
 from hybridnb.spend.advice import compute_advice  # noqa: E402
 from hybridnb.store.ledger import COLUMNS, Record, connect  # noqa: E402
-from hybridnb.spend.report import build  # noqa: E402
+from hybridnb.spend.report import Scope, budget_in, build_report  # noqa: E402
 from hybridnb.notebook.widget import SpendState, SpendWidget  # noqa: E402
 
 GEN = """
@@ -74,7 +74,7 @@ def bench(rows: int, repeat: int) -> None:
             finally:
                 con.close()
 
-        t_report = median_s(lambda: build(home, budget_usd=100.0, lanes=[]), repeat)
+        t_report = median_s(lambda: build_report(home, Scope("total"), budget_in(home, 100.0, "total")), repeat)
         t_advice = median_s(advice, repeat)
         t_state = median_s(lambda: SpendState.from_ledger(home), repeat)
         print(f"rows={rows:>9,}  report build {t_report * 1e3:7.0f} ms   advice {t_advice * 1e3:7.0f} ms"

@@ -45,6 +45,9 @@ def load_ipython_extension(ipython) -> None:
 
     magics = HybridnbMagics(shell=ipython)
     ipython.register_magics(magics)
+    from .spend import kernel
+
+    kernel.attach()  # publish this kernel's budget for the JupyterLab extension
     if magics.show_widget:
         from IPython.display import display
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import config
 from ..core import pricing
-from ..core.response import money
+from ..spend.render import money
 
 #: seconds to wait for an endpoint's model list
 TIMEOUT_S = 5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..core import pricing
-from ..core.response import money
+from ..spend.render import money
 from ..store.cache import cache_key
 from ..types import Request
 

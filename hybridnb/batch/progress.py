@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ..core.response import money
+from ..spend.render import money
 
 
 class Progress:

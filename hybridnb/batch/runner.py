@@ -36,7 +36,7 @@ from .bulk import bulk_target
 from .estimate import estimate
 from .progress import Progress
 from .results import Results, assemble, schema_checker
-from ..core.response import money
+from ..spend.render import money
 from ..core.template import field_names, render
 from ..types import Request
 from ..core.dispatcher import get_dispatcher
@@ -335,7 +335,7 @@ def _show_bill(batch_id: str) -> None:
 
     from ..config import get_settings
     from ..store.ledger import read
-    from ..spend.report import CellUsage
+    from ..spend.cell import CellUsage
 
     rows = read(get_settings().home, where=f"batch = '{batch_id}' AND kind <> 'batch-job'")
     if rows.height:

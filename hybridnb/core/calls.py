@@ -7,9 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from .context import cell_tags
 from .response import Response
-from ..spend.summary import Summary
 from ..types import Request
-from ..config import get_settings
 from .dispatcher import get_dispatcher
 from ..errors import HybridnbError
 
@@ -71,9 +69,9 @@ def local(prompt: str, **opts: Any) -> Response:
     return call("local", prompt, **opts)
 
 
-def summary(where: str | None = None) -> Summary:
-    """Spend by route/backend/model, cache savings and budget left."""
-    d = get_dispatcher()
-    s = get_settings()
-    spent = d.guard(s).refresh() if s.budget_usd is not None else d.spent_usd  # the spend the budget counts
-    return Summary.build(s.home, where=where, budget_usd=s.budget_usd, session_spent=spent)
+def summary(per: str | None = None):
+    """This kernel's SpendReport: spend by route/backend/model, cache savings, compute, and the
+    budget with its basis.  ``per``: notebook (default in a notebook), session, day or total."""
+    from ..spend.report import kernel_report
+
+    return kernel_report(per)

@@ -30,7 +30,8 @@ from .records import Target, cached_outcome, make_record, make_response, short_h
 from .screen import screen
 from .sending import Sender
 from .loop import run_sync
-from .response import Response, money
+from .response import Response
+from ..spend.render import money
 from ..types import Request, Usage
 from ..store.cache import Cache, cache_key
 from ..config import EMBEDDED_MODEL, Settings, get_settings

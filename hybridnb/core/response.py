@@ -5,18 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..spend import render
+from ..spend.render import money
 from ..types import Usage
-
-
-def money(x: float) -> str:
-    """$ with enough digits for tiny per-call costs."""
-    if x == 0:
-        return "$0"
-    if abs(x) >= 1:
-        return f"${x:,.2f}"
-    if abs(x) >= 0.01:
-        return f"${x:.4f}"
-    return f"${x:.6f}"
 
 
 @dataclass
@@ -83,9 +74,7 @@ class Response:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         body = self.text if self.error is None else f"**{type(self.error).__name__}**: {self.error}"
-        from ..spend.report import prose_md
-
-        foot = prose_md(self.footer())
+        foot = render.md(self.footer())
         md = f"{body}\n\n<sub>{foot}</sub>"
         return {"text/markdown": md, "text/plain": f"{self.text}\n-- {self.footer()}"}
 

@@ -63,9 +63,9 @@ class Formatted:
         p.text(str(self))
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..spend.report import prose_md
+        from ..spend.render import md
 
-        foot = f"<sub>{prose_md(self.resp.footer())}</sub>"
+        foot = f"<sub>{md(self.resp.footer())}</sub>"
         out = {"text/plain": str(self)}
         if self.fmt == "html":
             out["text/html"] = f"{self.body}<div><small>{_html_escape(self.resp.footer())}</small></div>"

@@ -164,7 +164,7 @@ class HybridnbMagics(Magics):
 
 def _usage_meta(resp) -> dict:
     """The answer's usage for the output's metadata (the saved notebook keeps its bill)."""
-    from ..spend.report import cell_usage
+    from ..spend.cell import cell_usage
 
     return cell_usage([resp.record]) if resp.record is not None else {}
 

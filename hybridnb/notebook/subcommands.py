@@ -21,7 +21,8 @@ from ..errors import HybridnbError
 COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("which backend, model and endpoint each route uses, the home folder and the budget",
                "%hybridnb status"),
-    "summary": ("spend by route/backend/model, cache savings and budget left", "%hybridnb summary"),
+    "summary": ("spend by route/backend/model, cache savings and the budget with its basis; "
+                "scope: notebook (default), session, day or total", "%hybridnb summary day"),
     "models": ("the models each route can use: the endpoint's /v1/models, the embedded model, "
                "priced models with $ per 1M tokens", "%hybridnb models reason"),
     "config": ("show every setting, or set some for this session", "%hybridnb config reason.model=gpt-4o-mini"),
@@ -55,12 +56,23 @@ def cmd_status(magics, rest: list[str]) -> None:
         except HybridnbError as e:
             lines.append(f"%%{route}: not ready — {e}")
     lines.append(f"home: {s.home}")
-    lines.append(_api.summary().budget_line())
+    lines.append(_status_budget_line())
     print("\n".join(lines))
 
 
+def _status_budget_line() -> str:
+    """The budget with its basis, as every view words it (``spend.render.budget_line``)."""
+    from ..spend import kernel, render
+
+    kernel.publish()
+    return "budget: " + render.budget_line(kernel.current_budget())
+
+
 def cmd_summary(magics, rest: list[str]) -> None:
-    s = _api.summary()
+    """This kernel's SpendReport (``hybridnb.summary(per)``): per = notebook (default), session, day, total."""
+    if len(rest) > 1 or (rest and rest[0] not in ("session", "notebook", "day", "total")):
+        raise UsageError("%hybridnb summary [session|notebook|day|total]")
+    s = _api.summary(rest[0] if rest else None)
     display({"text/plain": str(s), "text/markdown": s._repr_markdown_()}, raw=True)
 
 
@@ -148,7 +160,8 @@ def cmd_signals(magics, rest: list[str]) -> None:
 
 
 def cmd_export(magics, rest: list[str]) -> None:
-    from ..spend.report import export_ledger, report
+    from ..spend import kernel
+    from ..spend.report import export_cell, export_ledger
 
     if rest[:1] == ["--ledger"]:
         if len(rest) != 2:
@@ -159,7 +172,9 @@ def cmd_export(magics, rest: list[str]) -> None:
     if rest:
         raise UsageError("%hybridnb export [--ledger PATH]")
     # the notebook's own next-input mechanism: a new code cell below that renders as Markdown when run
-    magics.shell.set_next_input("%%markdown\n" + report("markdown"), replace=False)
+    # the same Markdown as "Insert cost summary" (GET /hybridnb/summary.md): same scope, budget, renderer
+    kernel.publish()
+    magics.shell.set_next_input("%%markdown\n" + export_cell(), replace=False)
     print("inserted below: a %%markdown cell with the cost summary (run it to render)")
 
 

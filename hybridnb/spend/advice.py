@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from .render import money, utilisation
+
 
 @dataclass
 class Thresholds:
@@ -140,7 +142,7 @@ def idle_capacity(con, t: Thresholds) -> list[Advice]:
     """Compute-priced lanes whose held time is mostly idle."""
     out = []
     for route, backend, model, held, busy, cost, gpuh in con.sql(IDLE_SQL).fetchall():
-        util = busy / held
+        util = utilisation(busy, held)
         if held < t.min_held_s or util >= t.min_utilisation:
             continue
         idle_usd = cost * (1 - util)
@@ -150,7 +152,7 @@ def idle_capacity(con, t: Thresholds) -> list[Advice]:
                 title="Idle capacity",
                 message=(
                     f"{route}/{backend} {model}: busy {busy:.0f} s of {held:.0f} s held "
-                    f"({util:.0%} < {t.min_utilisation:.0%}); ~${idle_usd:.4f} paid for idle time."
+                    f"({util:.0%} < {t.min_utilisation:.0%}); ~{money(idle_usd)} paid for idle time."
                 ),
                 numbers={
                     "held_s": held,
@@ -231,9 +233,9 @@ def move_the_work(con, t: Thresholds, remaining_rows: int | None = None) -> list
                 title="Move the work to local",
                 message=(
                     f"template {template[:12]} ran {calls}× on {t.reason_route} with stable answers "
-                    f"({repeat_share:.0%} repeat, {distinct} distinct); so far ${cost:.4f}. "
-                    f"For {remaining:,} more rows: tokens ${proj_tokens:.2f} vs local "
-                    f"${proj_local:.2f} (incl. ${t.setup_usd:.2f} set-up); "
+                    f"({repeat_share:.0%} repeat, {distinct} distinct); so far {money(cost)}. "
+                    f"For {remaining:,} more rows: tokens {money(proj_tokens)} vs local "
+                    f"{money(proj_local)} (incl. {money(t.setup_usd)} set-up); "
                     f"break-even at {math.ceil(be):,} rows."
                 ),
                 numbers={
@@ -285,7 +287,7 @@ def dont_reason_twice(con, t: Thresholds) -> list[Advice]:
                 title="Don't reason twice",
                 message=(
                     f"{route}: {repeats} repeated calls of {prompts} identical prompt(s) were "
-                    f"billed again (${wasted:.4f}); turn the cache on."
+                    f"billed again ({money(wasted)}); turn the cache on."
                 ),
                 numbers={"prompts": prompts, "repeat_calls": int(repeats), "wasted_usd": wasted},
                 route=route,

@@ -1,225 +1,271 @@
-"""Cost summaries: table, advice, budget line; report formats; ledger export.
+"""The one spend report: a scope, rows by route/backend/model, totals, cache savings,
+compute held/busy/utilisation, advice, and the budget with its basis.
 
-Everything is computed by DuckDB over the ledger files (``ledger.connect``).
+Every view of spend (``summary()``, ``report()``, ``%hybridnb summary``/``export``,
+the cell footer, the widget, ``GET /hybridnb/summary(.md)``, the status bar, the
+panel, "Insert cost summary") is a rendering (:mod:`hybridnb.spend.render`) of a
+:class:`SpendReport` built here, from one set of ledger queries.
 """
 
 from __future__ import annotations
 
-import html as _html
 import math
 import os
-import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..store.ledger import SUMMARY_SQL, connect
-from ..store.ledger import _q as _sql_quote
-from .advice import Thresholds, compute_advice
 from ..errors import HybridnbError, LedgerError
+from ..store.ledger import AGGREGATES, connect, ledger_files, scope_where
+from ..store.ledger import _q as _sql_quote
+from . import render
+from .render import utilisation
+from .advice import Thresholds, compute_advice
 
-SUMMARY_COLUMNS = (
-    "route", "backend", "model", "calls", "cache_hits", "errors", "input_tokens",
-    "output_tokens", "cost_usd", "saved_usd", "gpu_hours", "held_s", "busy_s",
-    "utilisation", "simulated", "unpriced",
-)
+#: the numeric columns of a row (summed into the totals)
+SUMS = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd", "saved_usd",
+        "gpu_hours", "held_s", "busy_s")
+
+ROWS_SQL = """
+SELECT route, backend, model, """ + AGGREGATES + """,
+       bool_or(simulated) AS simulated, bool_or(unpriced) AS unpriced,
+       coalesce(bool_or(pricing = 'compute'), false) AS compute,
+       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,
+       coalesce(max(reference_model), '') AS reference_model,
+       min(ts) AS first_ts, max(ts) AS last_ts
+FROM ledger WHERE {where}
+GROUP BY ALL ORDER BY cost_usd DESC, route, backend, model
+"""
+
+SCOPE_LABELS = {"session": "this session", "kernel": "this kernel", "notebook": "this notebook",
+                "day": "today", "total": "all time", "user": "all time, every kernel"}
+BUDGET_LABELS = {"session": "session budget", "notebook": "notebook budget", "day": "today's budget",
+                 "total": "total budget"}
 
 
 def resolve_home(home: Path | str | None = None) -> Path:
     """``home`` if given, else the configured hybridnb home."""
     if home is not None:
         return Path(home)
-    try:
-        from ..config import get_settings
+    from ..config import get_settings
 
-        return Path(get_settings().home)
-    except ImportError:
-        return Path(os.environ.get("HYBRIDNB_HOME", ".hybridnb"))
+    return Path(get_settings().home)
 
 
-def resolve_budget(budget_usd: float | None = None) -> float | None:
-    """``budget_usd`` if given, else the configured budget (None when unset)."""
-    if budget_usd is not None:
-        return budget_usd
-    try:
-        from ..config import get_settings
+@dataclass(frozen=True)
+class Scope:
+    """Which ledger rows a report covers: ``per`` in session|kernel|notebook|day|total|user."""
 
-        return getattr(get_settings(), "budget_usd", None)
-    except ImportError:
-        env = os.environ.get("HYBRIDNB_BUDGET_USD")
-        return float(env) if env else None
+    per: str = "total"
+    session: str | None = None
+    notebook: str | None = None
+    kernel: str | None = None
+    day: Any = None
 
+    def where(self) -> tuple[str, list[Any]]:
+        """SQL predicate + parameters (``store.ledger.scope_where``: the budget's query too)."""
+        if self.per == "kernel":
+            return scope_where("session", session=self.session or f"k-{self.kernel}")
+        if self.per == "user":
+            return scope_where("total")
+        return scope_where(self.per, session=self.session, notebook=self.notebook, day=self.day)
 
-COMPUTE_SQL = """
-SELECT route, backend, model, bool_or(pricing = 'compute') AS compute
-FROM ledger {where} GROUP BY ALL
-"""
+    @property
+    def label(self) -> str:
+        base = SCOPE_LABELS.get(self.per, self.per)
+        if self.per == "notebook" and self.notebook:
+            return f"{base} ({Path(self.notebook).name})"
+        if self.per == "day" and self.day is not None:
+            return f"the day {self.day}"
+        return base
 
-
-def summary_rows(con, where: str | None = None) -> list[dict[str, Any]]:
-    """Spend by route/backend/model as dicts (``ledger.SUMMARY_SQL`` + utilisation).
-
-    Utilisation (busy / held) is given for compute-priced lanes only; a token
-    call's timing is latency, not capacity you pay for.
-    """
-    w = f"WHERE {where}" if where else ""
-    rel = con.sql(SUMMARY_SQL.format(where=w))
-    names = rel.columns
-    compute = {(r, b, m): c for r, b, m, c in con.sql(COMPUTE_SQL.format(where=w)).fetchall()}
-    out = []
-    for row in rel.fetchall():
-        d = dict(zip(names, row))
-        paid = compute.get((d["route"], d["backend"], d["model"]))
-        d["utilisation"] = (d["busy_s"] / d["held_s"]) if paid and d["held_s"] else None
-        out.append({k: d.get(k) for k in SUMMARY_COLUMNS})
-    return out
+    def to_dict(self) -> dict[str, Any]:
+        return {"per": self.per, "label": self.label, "session": self.session,
+                "notebook": self.notebook, "kernel": self.kernel,
+                "day": None if self.day is None else str(self.day)}
 
 
-def totals(rows: Iterable[dict]) -> dict[str, Any]:
-    """Column sums over summary rows (utilisation over compute-priced rows)."""
+@dataclass
+class Budget:
+    """A budget with its basis: ``spent_usd`` is the spend in the ``per`` scope."""
+
+    limit_usd: float | None
+    per: str = "session"
+    spent_usd: float = 0.0
+    warn_fraction: float = 0.8
+    source: str = "kernel"
+
+    @property
+    def label(self) -> str:
+        return BUDGET_LABELS.get(self.per, f"{self.per} budget")
+
+    @property
+    def remaining_usd(self) -> float | None:
+        return None if self.limit_usd is None else max(0.0, self.limit_usd - self.spent_usd)
+
+    @property
+    def fraction(self) -> float | None:
+        return self.spent_usd / self.limit_usd if self.limit_usd else None
+
+    @property
+    def state(self) -> str:
+        """none | ok | warn | over: the colour every view shows."""
+        f = self.fraction
+        return "none" if f is None else "over" if f >= 1.0 else "warn" if f >= self.warn_fraction else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"limit_usd": self.limit_usd, "per": self.per, "label": self.label,
+                "spent_usd": self.spent_usd, "remaining_usd": self.remaining_usd,
+                "fraction": self.fraction, "state": self.state, "warn_fraction": self.warn_fraction,
+                "source": self.source, "line": render.budget_line(self)}
+
+
+def budget_in(home: Path | str, limit_usd: float | None, per: str, *, session: str | None = None,
+              notebook: str | None = None, warn_fraction: float = 0.8, source: str = "kernel") -> Budget:
+    """A :class:`Budget` whose spend is read from the ledger in its basis (``ledger.spent_usd``)."""
+    from ..store.ledger import spent_usd
+
+    b = Budget(limit_usd if limit_usd and limit_usd > 0 else None, per or "session",
+               warn_fraction=warn_fraction, source=source)
+    if b.limit_usd is not None:
+        b.spent_usd = spent_usd(home, b.per, session=session, notebook=notebook)
+    return b
+
+
+def empty_row(**keys: Any) -> dict[str, Any]:
+    return {**keys, **{k: 0 for k in SUMS}, "utilisation": None}
+
+
+def finish_row(r: dict[str, Any]) -> dict[str, Any]:
+    """Fill the derived columns of a row: tokens, utilisation."""
+    for k in SUMS:
+        r[k] = r.get(k) or 0
+    r["tokens"] = r["input_tokens"] + r["output_tokens"]
+    r["utilisation"] = utilisation(r["busy_s"], r["held_s"])
+    return r
+
+
+def sum_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Totals of rows (utilisation over the summed compute time)."""
     rows = list(rows)
-    t = {k: sum(r[k] or 0 for r in rows) for k in SUMMARY_COLUMNS[3:13]}
-    paid = [r for r in rows if r["utilisation"] is not None]
-    held = sum(r["held_s"] for r in paid)
-    t["utilisation"] = sum(r["busy_s"] for r in paid) / held if held else None
-    return t
+    return finish_row({k: sum(r[k] for r in rows) for k in SUMS})
 
 
-def budget_line(spent: float, budget: float | None) -> str:
-    """One line: spent of budget, remaining (plain text, unescaped ``$``)."""
-    if not budget:
-        return f"Spent ${spent:.4f}; no budget set."
-    left = budget - spent
-    return f"Spent ${spent:.4f} of ${budget:.2f} budget ({spent / budget:.0%}); ${left:.4f} remaining."
+def query_rows(con, where: str = "true", params: list | None = None) -> list[dict[str, Any]]:
+    """Spend by route/backend/model for the rows matching ``where`` (the report's one query)."""
+    cur = con.execute(ROWS_SQL.format(where=where), params or [])
+    names = [d[0] for d in cur.description]
+    return [finish_row(_plain(dict(zip(names, row)))) for row in cur.fetchall()]
 
 
-def build(
-    home: Path | str | None = None,
-    budget_usd: float | None = None,
-    thresholds: Thresholds | None = None,
-    lanes: Iterable[dict] | None = None,
-    where: str | None = None,
-) -> dict[str, Any]:
-    """The report as plain data: rows, totals, advice, budget."""
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    for k, v in d.items():
+        if hasattr(v, "item") or type(v).__name__ == "Decimal":
+            d[k] = float(v)
+    return d
+
+
+@dataclass
+class SpendReport:
+    """Spend in one scope, with the budget in its own basis; renders everywhere the same."""
+
+    scope: Scope
+    home: str
+    rows: list[dict[str, Any]]
+    budget: Budget
+    advice: list[Any] = field(default_factory=list)
+    note: str = ""
+    generated_at: float = field(default_factory=time.time)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        return sum_rows(self.rows)
+
+    def budget_line(self) -> str:
+        return render.budget_line(self.budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the numbers and the strings every front end shows (no NaN)."""
+        return _json_safe({
+            "scope": self.scope.to_dict(), "home": self.home, "generated_at": self.generated_at,
+            "rows": self.rows, "totals": self.totals, "budget": self.budget.to_dict(),
+            "advice": self.advice, "note": self.note, "display": render.display_strings(self),
+        })
+
+    def to_markdown(self) -> str:
+        return render.to_markdown(self)
+
+    def _repr_markdown_(self) -> str:
+        return render.to_markdown(self)
+
+    def __str__(self) -> str:
+        return render.to_text(self)
+
+
+def build_report(home: Path | str | None = None, scope: Scope | None = None, budget: Budget | None = None,
+                 *, advice: bool = True, lanes: Iterable[dict] = (),
+                 thresholds: Thresholds | None = None) -> SpendReport:
+    """Read the ledger under ``home`` for ``scope`` (default all time) into a :class:`SpendReport`."""
     home = resolve_home(home)
-    budget = resolve_budget(budget_usd)
+    scope = scope or Scope("total")
+    budget = budget or Budget(None)
+    where, params = scope.where()
+    rows: list[dict[str, Any]] = []
+    items: list[Any] = []
+    live, sealed = ledger_files(home)
+    if live or sealed:
+        con = connect(home)
+        try:
+            rows = query_rows(con, where, params)
+            if advice:
+                items = [a.to_dict() for a in compute_advice(con, lanes, thresholds)]
+        except LedgerError:
+            raise
+        except Exception as e:  # duckdb.Error: e.g. a file sealed between listing and reading
+            raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
+        finally:
+            con.close()
+    return SpendReport(scope, str(home), rows, budget, items)
+
+
+# -------------------------------------------------------- the kernel's view
+
+
+def kernel_report(per: str | None = None, *, home: Path | str | None = None, advice: bool = True,
+                  lanes: Iterable[dict] | None = None) -> SpendReport:
+    """This kernel's report: scope ``per`` (default this notebook, else this session) and its budget."""
+    from .kernel import current_budget, current_keys
+
+    session, notebook = current_keys()
+    per = per or ("notebook" if notebook else "session")
+    if per == "notebook" and not notebook:
+        raise HybridnbError("no notebook is known in this process: use per='session', 'day' or 'total'")
     if lanes is None:
         from .signals import tracker
 
         lanes = tracker.snapshot()
-    con = connect(home)
-    try:
-        rows = summary_rows(con, where)
-        advice = compute_advice(con, lanes, thresholds)
-    finally:
-        con.close()
-    tot = totals(rows)
-    return {
-        "rows": rows,
-        "totals": tot,
-        "advice": [a.to_dict() for a in advice],
-        "budget_usd": budget,
-        "spent_usd": tot["cost_usd"],
-        "remaining_usd": (budget - tot["cost_usd"]) if budget else None,
-        "budget_line": budget_line(tot["cost_usd"], budget),
-    }
+    return build_report(home, Scope(per, session=session, notebook=notebook),
+                        current_budget(home), advice=advice, lanes=lanes)
 
 
-# ------------------------------------------------------------------ formats
+def report(format: str = "markdown", home: Path | str | None = None, per: str | None = None,
+           thresholds: Thresholds | None = None) -> str | dict[str, Any]:
+    """The cost summary as ``"markdown"``, ``"html"``, ``"text"`` or ``"json"`` (a dict).
 
-
-def _usd(x: float | None) -> str:
-    if x is None:
-        return "–"
-    a = abs(x)
-    if a == 0:
-        return "$0.00"
-    return f"${x:.6f}" if a < 0.01 else f"${x:.4f}" if a < 1 else f"${x:,.2f}"
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.0%}"
-
-
-def _cells(r: dict) -> list[str]:
-    flags = " (simulated)" if r.get("simulated") else (" (unpriced)" if r.get("unpriced") else "")
-    return [
-        str(r.get("route", "")), str(r.get("backend", "")), str(r.get("model", "")) + flags,
-        f"{r['calls']:,}", f"{r['cache_hits']:,}", f"{r['input_tokens']:,}",
-        f"{r['output_tokens']:,}", _usd(r["cost_usd"]), _usd(r["saved_usd"]),
-        f"{r['gpu_hours']:.4f}", _pct(r["utilisation"]),
-    ]
-
-
-HEADER = [
-    "route", "backend", "model", "calls", "cache hits", "input tok", "output tok",
-    "cost", "saved", "GPU-hours", "utilisation",
-]
-
-
-def escape_md(text: str) -> str:
-    """Escape Markdown table pipes and ``$`` (which would render as LaTeX)."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("$", "\\$")
-
-
-_AMOUNT = re.compile(r"\\\$([\d,]*(?:\.\d+)?)")
-
-
-def prose_md(text: str) -> str:
-    """Escape a sentence for Markdown and bold each dollar amount.
-
-    ``\\$`` alone is not enough in JupyterLab: MathJax sees the unescaped
-    text and pairs two dollars in one run of text as inline math.  A tag
-    between them (here ``<strong>``) ends the run, so the dollars stay text
-    in JupyterLab, Notebook 7, VS Code and GitHub alike.
+    ``per`` is the scope: notebook (the default in a notebook), session, day or total.
     """
-    return _AMOUNT.sub(lambda m: f"**\\${m.group(1)}**", escape_md(text))
+    if format not in ("markdown", "html", "text", "json"):
+        raise HybridnbError(f"unknown report format {format!r}: use markdown, html, text or json")
+    from .kernel import current_budget, current_keys
 
-
-def to_markdown(rep: dict[str, Any]) -> str:
-    """The report as a Markdown cell body; every ``$`` escaped."""
-    lines = ["### hybridnb cost summary", ""]
-    lines.append("| " + " | ".join(HEADER) + " |")
-    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(HEADER) - 3)) + "|")
-    for r in rep["rows"]:
-        lines.append("| " + " | ".join(escape_md(c) for c in _cells(r)) + " |")
-    tot = dict(rep["totals"], route="**total**", backend="", model="")
-    lines.append("| " + " | ".join(escape_md(c) for c in _cells(tot)) + " |")
-    lines += ["", prose_md(rep["budget_line"]), ""]
-    if rep["advice"]:
-        lines.append("**Advice in force**")
-        lines.append("")
-        for a in rep["advice"]:
-            lines.append(f"- **{escape_md(a['title'])}** — {prose_md(a['message'])}")
-    else:
-        lines.append("No advice in force.")
-    return "\n".join(lines) + "\n"
-
-
-_HTML_AMOUNT = re.compile(r"\$([\d,]*(?:\.\d+)?)")
-
-
-def _prose_html(text: str) -> str:
-    """HTML-escaped text with each dollar amount in its own element (see :func:`prose_md`)."""
-    return _HTML_AMOUNT.sub(lambda m: f'<span class="usd">${m.group(1)}</span>', _html.escape(text))
-
-
-def to_html(rep: dict[str, Any]) -> str:
-    """The report as a small self-contained HTML fragment."""
-    e = _html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in HEADER)
-    body = ""
-    for r in rep["rows"] + [dict(rep["totals"], route="total", backend="", model="")]:
-        body += "<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>"
-    advice = "".join(
-        f"<li><b>{e(a['title'])}</b> — {_prose_html(a['message'])}</li>" for a in rep["advice"]
-    )
-    return (
-        '<div class="hybridnb-report"><h3>hybridnb cost summary</h3>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p>{_prose_html(rep['budget_line'])}</p>"
-        + (f"<p><b>Advice in force</b></p><ul>{advice}</ul>" if advice else "<p>No advice in force.</p>")
-        + "</div>"
-    )
+    session, notebook = current_keys()
+    per = per or ("notebook" if notebook else "session" if session else "total")
+    rep = build_report(home, Scope(per, session=session, notebook=notebook), current_budget(home),
+                       thresholds=thresholds)
+    if format == "json":
+        return rep.to_dict()
+    return {"markdown": render.to_markdown, "html": render.to_html, "text": render.to_text}[format](rep)
 
 
 def _json_safe(x: Any) -> Any:
@@ -227,27 +273,9 @@ def _json_safe(x: Any) -> Any:
         return None
     if isinstance(x, dict):
         return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list):
+    if isinstance(x, (list, tuple)):
         return [_json_safe(v) for v in x]
     return x
-
-
-def report(
-    format: str = "markdown",
-    home: Path | str | None = None,
-    budget_usd: float | None = None,
-    thresholds: Thresholds | None = None,
-    where: str | None = None,
-) -> str | dict[str, Any]:
-    """The cost summary as ``"markdown"`` / ``"html"`` text or ``"json"`` (a dict)."""
-    rep = build(home, budget_usd, thresholds, where=where)
-    if format == "markdown":
-        return to_markdown(rep)
-    if format == "html":
-        return to_html(rep)
-    if format == "json":
-        return _json_safe(rep)
-    raise HybridnbError(f"unknown report format {format!r}: use markdown, html or json")
 
 
 # ------------------------------------------------------------------- export
@@ -255,25 +283,16 @@ def report(
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl"}
 
 
-def export_ledger(
-    path: Path | str,
-    home: Path | str | None = None,
-    format: str | None = None,
-    where: str | None = None,
-) -> Path:
+def export_ledger(path: Path | str, home: Path | str | None = None, format: str | None = None,
+                  where: str | None = None) -> Path:
     """Write every ledger row to CSV / Parquet / JSON (format from the suffix)."""
     path = Path(path)
     fmt = format or _FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "parquet", "json", "jsonl"):
         raise HybridnbError(
-            f"cannot tell the export format of {path.name!r}: use .csv, .parquet, .json or .jsonl"
-        )
-    opts = {
-        "csv": "FORMAT csv, HEADER true",
-        "parquet": "FORMAT parquet",
-        "json": "FORMAT json, ARRAY true",
-        "jsonl": "FORMAT json",
-    }[fmt]
+            f"cannot tell the export format of {path.name!r}: use .csv, .parquet, .json or .jsonl")
+    opts = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet",
+            "json": "FORMAT json, ARRAY true", "jsonl": "FORMAT json"}[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     con = connect(resolve_home(home))
@@ -289,73 +308,12 @@ def export_ledger(
     return path
 
 
-# ----------------------------------------------------------- per-cell usage
+def export_cell(home: Path | str | None = None) -> str:
+    """The cost-summary cell of this notebook: the Markdown ``GET /hybridnb/summary.md`` answers
+    ("Insert cost summary") for the same kernel — same scope, same budget, same renderer."""
+    from .kernel import current_budget, current_keys
 
-
-def cell_usage(records: Iterable[Any]) -> dict[str, Any]:
-    """Usage and cost of one cell's calls, for the cell's (or output's) metadata.
-
-    ``records`` are :class:`hybridnb.store.ledger.Record` objects (or dicts with the
-    same keys).  Returns ``{"hybridnb": {...}}`` ready to merge into metadata.
-    """
-    recs = [r if isinstance(r, dict) else vars(r) for r in records]  # no asdict() copy
-    by: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in recs:
-        key = (r["route"], r["backend"], r["model"])
-        d = by.setdefault(
-            key,
-            {"route": key[0], "backend": key[1], "model": key[2], "calls": 0, "cache_hits": 0,
-             "errors": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
-             "saved_usd": 0.0, "gpu_hours": 0.0},
-        )
-        d["calls" if r["status"] != "cached" else "cache_hits"] += 1
-        d["errors"] += r["status"] == "error"
-        d["input_tokens"] += r.get("input_tokens") or 0
-        d["output_tokens"] += r.get("output_tokens") or 0
-        d["cost_usd"] += r.get("cost_usd") or 0.0
-        d["saved_usd"] += r.get("saved_usd") or 0.0
-        d["gpu_hours"] += (r.get("held_s") or 0.0) * (r.get("gpus") or 0.0) / 3600.0
-    rows = list(by.values())
-    keys = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd",
-            "saved_usd", "gpu_hours")
-    total = {k: sum(d[k] for d in rows) for k in keys}
-    for d in rows + [total]:
-        for k in ("cost_usd", "saved_usd", "gpu_hours"):
-            d[k] = round(d[k], 8)
-    return {
-        "hybridnb": {
-            **total,
-            "simulated": any(r.get("simulated") for r in recs),
-            "by": rows,
-            "batches": sorted({r["batch"] for r in recs if r.get("batch")}),
-        }
-    }
-
-
-class CellUsage:
-    """A cell's bill as a display object: a one-line footer whose output
-    metadata carries :func:`cell_usage` (saved with the notebook).
-
-    ``display(CellUsage(records))``; front ends that can (the hybridnb JupyterLab
-    extension) copy ``metadata["hybridnb"]`` into the cell's own metadata.
-    """
-
-    def __init__(self, records: Iterable[Any]):
-        self.meta = cell_usage(records)
-
-    def text(self) -> str:
-        m = self.meta["hybridnb"]
-        parts = [f"{m['calls']} calls", f"{m['input_tokens']:,} in / {m['output_tokens']:,} out tokens",
-                 f"${m['cost_usd']:.6f}"]
-        if m["cache_hits"]:
-            parts.append(f"{m['cache_hits']} cached (saved ${m['saved_usd']:.6f})")
-        if m["gpu_hours"]:
-            parts.append(f"{m['gpu_hours']:.4f} GPU-h")
-        if m["errors"]:
-            parts.append(f"{m['errors']} errors")
-        return "hybridnb cell: " + " · ".join(parts)
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        text = self.text()
-        md = f"<small>{prose_md(text)}</small>"
-        return {"text/plain": text, "text/markdown": md}, self.meta
+    session, notebook = current_keys()
+    scope = (Scope("notebook", session=session, notebook=notebook) if notebook
+             else Scope("kernel", session=session) if session else Scope("total"))
+    return render.to_markdown(build_report(home, scope, current_budget(home)))

@@ -12,7 +12,7 @@ import pytest
 
 import hybridnb
 from hybridnb.core import pricing
-from hybridnb.spend.report import summary_rows
+from hybridnb.spend.report import query_rows
 from hybridnb.types import Completion, Request, Usage
 from hybridnb.backends import _BUILTIN
 from hybridnb.backends._base import Backend
@@ -56,7 +56,7 @@ def test_concurrent_calls_share_held_time_instead_of_double_counting(gpu_route):
     assert sum(latency) >= 8.0 and sum(held) < sum(latency)
     for r in out:
         assert r.cost_usd == pytest.approx(0.5 * 4 * r.held_s)  # $/GPU-s × GPUs × held
-    rows = summary_rows(connect(hybridnb.config.get_settings().home))
+    rows = query_rows(connect(hybridnb.config.get_settings().home))
     (row,) = rows
     assert row["held_s"] == pytest.approx(sum(held))
     assert row["gpu_hours"] == pytest.approx(4 * sum(held) / 3600)
@@ -130,7 +130,7 @@ def test_busy_seconds_utilisation_and_idle_cost(hybridnb_home, monkeypatch):
         "SELECT sum(held_s), sum(busy_s), sum(cost_usd), any_value(gpus) FROM ledger").fetchall()[0]
     assert held >= 0.5 and 0.2 <= busy < held  # one chunk: warm-up idle + compute busy
     assert cost == pytest.approx(2.0 * held)  # $1/GPU-s × 2 GPUs × held
-    (row,) = summary_rows(con)
+    (row,) = query_rows(con)
     assert row["utilisation"] == pytest.approx(busy / held)
     idle_usd = (held - busy) * 2.0
     assert idle_usd == pytest.approx(cost * (1 - row["utilisation"]))

@@ -8,10 +8,14 @@ import re
 import duckdb
 import pytest
 
-from hybridnb.store.ledger import connect
 from hybridnb.errors import HybridnbError
-from hybridnb.spend.report import budget_line, build, cell_usage, export_ledger, report
+from hybridnb.spend import render
+from hybridnb.spend.cell import CellUsage, cell_usage
+from hybridnb.spend.report import Budget, Scope, budget_in, build_report, export_ledger
 from hybridnb.spend.signals import signals
+from hybridnb.store.ledger import connect
+
+_CODE = re.compile(r"`[^`]*`")
 
 
 @pytest.fixture
@@ -44,11 +48,11 @@ def _oracle(home):
 
 
 def test_summary_numbers_equal_duckdb(home, mixed):
-    rep = build(home, budget_usd=1.0, lanes=[])
+    rep = build_report(home, Scope("total"), budget_in(home, 1.0, "total"), lanes=[])
     got = sorted(
         (r["route"], r["backend"], r["model"], r["calls"], r["cache_hits"], r["input_tokens"],
          r["output_tokens"], r["cost_usd"], r["saved_usd"], r["gpu_hours"], r["utilisation"])
-        for r in rep["rows"]
+        for r in rep.rows
     )
     want = _oracle(home)
     assert len(got) == len(want) == 3
@@ -58,47 +62,80 @@ def test_summary_numbers_equal_duckdb(home, mixed):
         assert (g[10] is None) == (w[10] is None)
         if w[10] is not None:
             assert g[10] == pytest.approx(w[10])
-    assert rep["spent_usd"] == pytest.approx(sum(w[7] for w in want))
-    assert rep["remaining_usd"] == pytest.approx(1.0 - rep["spent_usd"])
+    assert rep.budget.spent_usd == pytest.approx(sum(w[7] for w in want))
+    assert rep.totals["cost_usd"] == pytest.approx(rep.budget.spent_usd)
+    assert rep.budget.remaining_usd == pytest.approx(1.0 - rep.budget.spent_usd)
 
 
-def test_markdown_escapes_every_dollar(home, mixed, write):
+def test_budget_counts_its_own_basis_not_the_report_scope(home, write):
+    """A notebook's report with a session budget: the budget's spend is the session's."""
+    write(dict(cost_usd=0.25, notebook="/lab/a.ipynb", session="k-1"),
+          dict(cost_usd=0.5, notebook="/lab/b.ipynb", session="k-1"),
+          dict(cost_usd=2.0, notebook="/lab/a.ipynb", session="k-2"))
+    rep = build_report(home, Scope("notebook", notebook="a.ipynb"),
+                       budget_in(home, 1.0, "session", session="k-1", notebook="a.ipynb"))
+    assert rep.totals["cost_usd"] == 2.25
+    assert rep.budget.spent_usd == 0.75 and rep.budget.state == "ok"
+    assert render.budget_line(rep.budget) == "session budget: $0.7500 of $1.00 spent (75%), $0.2500 left"
+    nb = budget_in(home, 1.0, "notebook", session="k-1", notebook="a.ipynb")
+    assert nb.spent_usd == 2.25 and nb.state == "over" and nb.remaining_usd == 0
+
+
+@pytest.mark.parametrize("per,label", [("session", "session budget"), ("notebook", "notebook budget"),
+                                       ("day", "today's budget"), ("total", "total budget")])
+def test_every_budget_line_names_its_basis(per, label):
+    b = Budget(2.0, per, spent_usd=0.5)
+    assert render.budget_line(b).startswith(f"{label}: $0.5000 of $2.00 spent (25%)")
+    assert b.to_dict()["label"] == label and b.to_dict()["line"] == render.budget_line(b)
+    assert render.budget_line(Budget(None, per)) == "no budget set"
+
+
+def test_markdown_keeps_every_dollar_in_a_code_span(home, mixed, write):
     write(*[dict(prompt_hash="dup", cost_usd=0.01) for _ in range(4)])  # advice in force
-    md = report("markdown", home=home, budget_usd=0.5)
-    assert "$" in md
-    assert not re.search(r"(?<!\\)\$", md), "unescaped $ would render as LaTeX"
-    assert "Don't reason twice" in md and "budget" in md
-    # JupyterLab's MathJax pairs two dollars in one run of text even when escaped:
-    # every run between tags (bold markers, table cells) holds at most one dollar
-    for line in md.splitlines():
-        for run in re.split(r"\*\*|(?<!\\)\|", line):
-            assert run.count("$") <= 1, line
+    md = render.to_markdown(build_report(home, Scope("total"), budget_in(home, 0.5, "day")))
+    assert "`$" in md
+    for line in md.splitlines():  # outside code spans no $ at all: nothing for MathJax to pair
+        assert "$" not in _CODE.sub("", line), line
+    assert "Don't reason twice" in md and "today's budget" in md
     assert "| **total** |" in md
     # the table has one row per route/backend/model + header, rule and total
     assert len([ln for ln in md.splitlines() if ln.startswith("|")]) == 3 + 3
 
 
-def test_html_and_json(home, mixed):
-    html = report("html", home=home, budget_usd=None)
+def test_html_text_and_json(home, mixed):
+    rep = build_report(home, Scope("total"), Budget(None))
+    html = render.to_html(rep)
     assert "<table>" in html and "qwen2.5-7b" in html and "no budget set" in html
-    html = report("html", home=home, budget_usd=1.0)
-    for run in re.split(r"<[^>]+>", html):
-        assert run.count("$") <= 1, run
-    js = report("json", home=home, budget_usd=2.0)
-    json.dumps(js)  # plain data
-    assert js["budget_usd"] == 2.0 and len(js["rows"]) == 3
+    for run in re.split(r"<code>[^<]*</code>", render.to_html(build_report(home, budget=budget_in(home, 1.0, "total")))):
+        assert "$" not in re.sub(r"<[^>]+>", "", run), run
+    text = render.to_text(rep)
+    assert render.money(rep.totals["cost_usd"]) in text and "all time" in text
+    js = build_report(home, budget=budget_in(home, 2.0, "total")).to_dict()
+    json.dumps(js, allow_nan=False)  # plain data
+    assert js["budget"]["limit_usd"] == 2.0 and len(js["rows"]) == 3
+    assert js["display"]["cost"] == render.money(js["totals"]["cost_usd"])
+    assert js["display"]["budget"] == js["budget"]["line"]
+
+
+def test_report_rejects_an_unknown_format(home):
+    from hybridnb.spend.report import report
+
     with pytest.raises(HybridnbError):
         report("pdf", home=home)
 
 
 def test_empty_ledger_reports_zero(home):
-    rep = report("json", home=home, budget_usd=1.0)
-    assert rep["rows"] == [] and rep["spent_usd"] == 0 and rep["advice"] == []
+    rep = build_report(home, budget=budget_in(home, 1.0, "total"))
+    assert rep.rows == [] and rep.totals["cost_usd"] == 0 and rep.advice == []
+    assert rep.budget.spent_usd == 0 and "No model calls" in render.to_markdown(rep)
 
 
-def test_budget_line():
-    assert budget_line(0.25, 1.0) == "Spent $0.2500 of $1.00 budget (25%); $0.7500 remaining."
-    assert "no budget" in budget_line(0.25, None)
+@pytest.mark.parametrize("x,want", [(0, "$0.00"), (0.000042, "$0.000042"), (0.0027, "$0.0027"),
+                                    (0.00004005, "$0.00004"), (0.0421, "$0.0421"),
+                                    (4.2, "$4.20"), (1234.5, "$1,234.50"), (-0.5, "-$0.5000"),
+                                    (None, "–"), (float("nan"), "–")])
+def test_money_is_one_formatter(x, want):
+    assert render.money(x) == want
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
@@ -143,9 +180,8 @@ def test_signals_returns_plain_data(home, write):
 def test_cell_usage_display_carries_metadata(mixed):
     from IPython.core.interactiveshell import InteractiveShell
 
-    from hybridnb.spend.report import CellUsage
-
     shell = InteractiveShell.instance()
     data, meta = shell.display_formatter.format(CellUsage(mixed))
     assert meta["hybridnb"]["calls"] == 14 and meta["hybridnb"]["cache_hits"] == 3
-    assert "14 calls" in data["text/plain"] and "\\$" in data["text/markdown"]
+    assert "14 calls" in data["text/plain"] and "`$" in data["text/markdown"]
+    assert render.money(sum(r.cost_usd for r in mixed)) in data["text/plain"]

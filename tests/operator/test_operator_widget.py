@@ -139,18 +139,25 @@ def test_lanes_come_from_the_tracker():
         tracker.reset()
 
 
-def test_budget_bar_measures_the_dispatcher_session():
-    d = _Dispatcher()
-    d.spent_usd = 0.25
-    w = SpendWidget(budget_usd=1.0)
-    w.apply(make_record(cost_usd=0.5))
-    assert w.budget_spent_usd == pytest.approx(0.5)  # not attached: ledger total
-    w.attach(d, poll_s=60)
-    try:
-        w.apply(make_record(cost_usd=0.01))
-        assert w.budget_spent_usd == pytest.approx(0.25) and w.budget_usd == 1.0
-    finally:
-        w.detach()
+def test_budget_bar_shows_the_budget_in_its_basis(hybridnb_home, monkeypatch):
+    """A day budget counts every kernel's spend today, read from the ledger, and says so."""
+    from hybridnb import config
+    from hybridnb.spend import render
+    from hybridnb.store.ledger import LedgerWriter
+
+    now = time.time()
+    other = LedgerWriter(hybridnb_home, "k-other")
+    other.extend([make_record(ts=now, cost_usd=0.25), make_record(ts=now - 3 * 86400, cost_usd=4.0)])
+    other.close()
+    config.session.set("budget_per", "day")
+    w = SpendWidget.from_ledger(hybridnb_home, budget_usd=1.0)
+    assert w.budget_usd == 1.0 and w.budget_spent_usd == 0.25
+    assert w.budget["label"] == "today's budget" and w.budget["state"] == "ok"
+    w.apply(make_record(ts=now, cost_usd=0.5))  # this kernel's new call counts at once
+    assert w.budget_spent_usd == 0.75
+    assert w.budget["line"] == "today's budget: $0.7500 of $1.00 spent (75%), $0.2500 left"
+    assert w.strings["budget"] == w.budget["line"]
+    assert w.strings["cost"] == render.money(w.total_usd)  # the widget shows the report's strings
 
 
 def test_token_priced_calls_are_not_in_the_local_table():
@@ -172,8 +179,6 @@ def test_public_widget_stays_callable(home):
 
 def test_widget_follows_the_real_dispatcher(reason_on_server, hybridnb_home):
     import hybridnb
-    from hybridnb.core.dispatcher import get_dispatcher
-
     w = hybridnb.widget()
     try:
         assert w.live and w.calls == 0
@@ -185,7 +190,7 @@ def test_widget_follows_the_real_dispatcher(reason_on_server, hybridnb_home):
             time.sleep(0.05)
         assert (w.calls, w.cache_hits) == (3, 1)
         assert w.total_usd > 0 and w.saved_usd > 0
-        assert w.budget_spent_usd == pytest.approx(get_dispatcher().spent_usd)
+        assert w.budget["label"] == "session budget"
         (total,) = connect(hybridnb_home).sql("SELECT sum(cost_usd) FROM ledger").fetchall()[0]
         assert w.total_usd == pytest.approx(total)
         assert [lane["route"] for lane in w.lanes] == ["reason"]

@@ -1,9 +1,10 @@
-"""The state the JupyterLab extension polls: one JSON-able dict built from the ledger.
+"""The state the JupyterLab extension polls: one :class:`~hybridnb.spend.report.SpendReport`
+(the active notebook's, with its kernel's budget) plus the operator's activity view.
 
-Everything here is plain functions over a DuckDB connection on the ledger, so
-the handler stays thin and the numbers can be checked against a direct query.
-A missing, unreadable or half-written ledger gives an empty but valid state
-with a ``note``; this module never raises for bad ledger data.
+The spend numbers, the budget and every displayed amount come from the report and
+:mod:`hybridnb.spend.render`; this module adds only what the panel alone shows
+(lanes over the last minutes, kernels, recent calls).  A missing or unreadable
+ledger gives an empty but valid state with a ``note``; this module never raises.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ...store.ledger import AGGREGATES
+from ...spend import render
+from ...spend.kernel import read_kernel_file
+from ...spend.report import Budget, Scope, SpendReport, budget_in, build_report, utilisation
+from ...store.ledger import AGGREGATES, connect, ledger_files
 
 #: schema version of the JSON the front end reads
-VERSION = 1
+VERSION = 2
 #: recent calls returned to the panel
 RECENT = 20
 #: window (seconds) for the per-lane rate and latency figures
 LANE_WINDOW_S = 300.0
 
-_SUMS = AGGREGATES
-_NUMERIC = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens",
-            "cost_usd", "saved_usd", "gpu_hours", "held_s", "busy_s")
 _RECENT_COLS = ("ts", "route", "backend", "model", "status", "input_tokens", "output_tokens",
                 "cost_usd", "saved_usd", "latency_s", "cached", "notebook", "cell", "session",
                 "error_class")
@@ -50,75 +51,23 @@ def _rows(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in zip(names, row)} for row in cur.fetchall()]
 
 
-def _with_derived(row: dict[str, Any]) -> dict[str, Any]:
-    for k in _NUMERIC:
-        row[k] = row.get(k) or 0
-    row["tokens"] = row["input_tokens"] + row["output_tokens"]
-    row["utilisation"] = (row["busy_s"] / row["held_s"]) if row["held_s"] > 0 else None
-    return row
-
-
-def empty_totals() -> dict[str, Any]:
-    return _with_derived({})
-
-
-def scope_filter(kernel: str | None, session: str | None, notebook: str | None):
-    """SQL predicate + params selecting the current notebook's rows, or None."""
-    parts, params = [], []
-    for key in (kernel, session):
-        if key:
-            parts.append("(session = ? OR contains(session, ?) OR notebook = ?)")
-            params += [key, key, key]
-    if notebook:
-        # the lab's path is relative to its root; a ledger tag may be absolute, or the reverse
-        parts.append("(notebook = ? OR ends_with(notebook, '/' || ?)"
-                     " OR (notebook <> '' AND ends_with(?, '/' || notebook)))")
-        params += [notebook, notebook, notebook]
-    if not parts:
-        return None, []
-    return "(" + " OR ".join(parts) + ")", params
-
-
-def _totals(con, where: str = "", params: list | None = None) -> dict[str, Any]:
-    sql = f"SELECT {_SUMS}, min(ts) AS first_ts, max(ts) AS last_ts FROM ledger"
-    rows = _rows(con, sql + (f" WHERE {where}" if where else ""), params)
-    return _with_derived(rows[0] if rows else {})
-
-
-def _breakdown(con, where: str = "", params: list | None = None) -> list[dict[str, Any]]:
-    sql = f"""SELECT route, backend, model, {_SUMS}, bool_or(simulated) AS simulated,
-                     bool_or(unpriced) AS unpriced, any_value(reference_model) AS reference_model
-              FROM ledger {'WHERE ' + where if where else ''}
-              GROUP BY ALL ORDER BY cost_usd DESC, route, backend, model"""
-    return [_with_derived(r) for r in _rows(con, sql, params)]
-
-
-def _group(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Re-aggregate route/backend/model rows by a subset of their keys."""
-    out: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
-        k = tuple(r.get(x) for x in keys)
-        acc = out.setdefault(k, {**{x: r.get(x) for x in keys}, **{n: 0 for n in _NUMERIC}})
-        for n in _NUMERIC:
-            acc[n] += r.get(n) or 0
-    return sorted((_with_derived(v) for v in out.values()), key=lambda r: -r["cost_usd"])
-
-
-def _sessions(con, running: dict[str, str]) -> list[dict[str, Any]]:
-    sql = f"""SELECT session, arg_max(notebook, ts) AS notebook, {_SUMS},
+def sessions(con, running: dict[str, str]) -> list[dict[str, Any]]:
+    """Spend per kernel session (latest first), marked running when its kernel is."""
+    sql = f"""SELECT session, arg_max(notebook, ts) AS notebook, {AGGREGATES},
                      min(ts) AS first_ts, max(ts) AS last_ts
               FROM ledger GROUP BY session ORDER BY last_ts DESC LIMIT 200"""
-    rows = [_with_derived(r) for r in _rows(con, sql)]
+    rows = _rows(con, sql)
     for r in rows:
         kid = next((k for k in running if k and k in (r.get("session") or "")), None)
-        r["kernel"] = kid
-        r["running"] = kid is not None
+        r["kernel"], r["running"] = kid, kid is not None
         if kid and not r.get("notebook"):
             r["notebook"] = running[kid]
+        r["tokens"] = (r["input_tokens"] or 0) + (r["output_tokens"] or 0)
+        r["cost"] = render.money(r["cost_usd"])
     return rows
 
 
-def _lanes(con, now: float) -> list[dict[str, Any]]:
+def lanes(con, now: float) -> list[dict[str, Any]]:
     """Per (route, backend) over the last LANE_WINDOW_S: rate, latency, errors, utilisation."""
     sql = """SELECT route, backend,
                  count(*) AS calls,
@@ -133,87 +82,82 @@ def _lanes(con, now: float) -> list[dict[str, Any]]:
     rows = _rows(con, sql, [now - LANE_WINDOW_S])
     for r in rows:
         r["calls_per_min"] = r["calls"] * 60.0 / LANE_WINDOW_S
-        r["utilisation"] = (r["busy_s"] / r["held_s"]) if r["held_s"] else None
+        r["utilisation"] = utilisation(r["busy_s"], r["held_s"])
         r["window_s"] = LANE_WINDOW_S
     return rows
 
 
-def _recent(con, where: str = "", params: list | None = None) -> list[dict[str, Any]]:
+def recent(con) -> list[dict[str, Any]]:
     cols = ", ".join(_RECENT_COLS)
-    sql = f"SELECT {cols} FROM ledger {'WHERE ' + where if where else ''} ORDER BY ts DESC LIMIT {RECENT}"
-    return _rows(con, sql, params)
+    rows = _rows(con, f"SELECT {cols} FROM ledger ORDER BY ts DESC LIMIT {RECENT}")
+    for r in rows:
+        r["cost"] = render.money(r["cost_usd"])
+    return rows
 
 
-def budget_state(spent: float, limit: float | None, warn_fraction: float = 0.8) -> dict[str, Any]:
-    """``state`` is none | ok | warn | over; the colour the status bar shows."""
-    if not limit or limit <= 0:
-        return {"limit_usd": None, "spent_usd": spent, "remaining_usd": None,
-                "fraction": None, "warn_fraction": warn_fraction, "state": "none"}
-    frac = spent / limit
-    state = "over" if frac >= 1.0 else "warn" if frac >= warn_fraction else "ok"
-    return {"limit_usd": limit, "spent_usd": spent, "remaining_usd": max(0.0, limit - spent),
-            "fraction": frac, "warn_fraction": warn_fraction, "state": state}
+def scope_and_budget(home: Path, kernel: str | None, notebook: str | None,
+                     settings_budget: tuple[float | None, str, float]) -> tuple[Scope, Budget]:
+    """The report's scope and the budget to show: the kernel's own (its published file).
+
+    Without a notebook the server's settings give the budget, labelled as such.
+    """
+    info = read_kernel_file(home, kernel=kernel, notebook=notebook) if (kernel or notebook) else None
+    if info:
+        nb = info.get("notebook") or notebook
+        scope = Scope("notebook", session=info.get("session"), notebook=nb, kernel=kernel) if nb \
+            else Scope("kernel", session=info.get("session"), kernel=kernel)
+        budget = budget_in(home, info.get("budget_usd"), info.get("budget_per") or "session",
+                           session=info.get("session"), notebook=nb,
+                           warn_fraction=float(info.get("budget_warn_fraction") or 0.8))
+        return scope, budget
+    if notebook:
+        return Scope("notebook", notebook=notebook, kernel=kernel), Budget(None, source="no kernel budget")
+    if kernel:
+        return Scope("kernel", kernel=kernel), Budget(None, source="no kernel budget")
+    limit, per, warn = settings_budget
+    if limit and per in ("day", "total"):
+        return Scope("total"), budget_in(home, limit, per, warn_fraction=warn, source="settings")
+    return Scope("total"), Budget(None, source="settings")
 
 
-def start_of_today(now: float) -> float:
-    t = time.localtime(now)
-    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+def _totals_view(rep: SpendReport) -> dict[str, Any]:
+    t = rep.totals
+    return {**t, "cost": render.money(t["cost_usd"]), "saved": render.money(t["saved_usd"])}
 
 
 def empty_state(home: Path | str, note: str = "") -> dict[str, Any]:
-    now = time.time()
-    return {
-        "version": VERSION, "generated_at": now, "home": str(home), "note": note,
-        "totals": empty_totals(), "today": empty_totals(), "current": None,
-        "budget": budget_state(0.0, None), "by_route": [], "by_backend": [], "by_model": [],
-        "sessions": [], "lanes": [], "recent": [], "advice": [], "markdown": "",
-    }
+    rep = SpendReport(Scope("total"), str(home), [], Budget(None), note=note)
+    empty = _totals_view(rep)
+    return {"version": VERSION, "generated_at": rep.generated_at, "home": str(home), "note": note,
+            "report": rep.to_dict(), "today": empty, "all": empty, "sessions": [], "lanes": [],
+            "recent": [], "markdown": render.to_markdown(rep)}
 
 
-def build_state(
-    home: Path | str,
-    *,
-    kernel: str | None = None,
-    session: str | None = None,
-    notebook: str | None = None,
-    budget_usd: float | None = None,
-    warn_fraction: float = 0.8,
-    running: dict[str, str] | None = None,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """The full state for ``home``; ``kernel``/``session``/``notebook`` scope ``current``."""
-    from ...store.ledger import connect, ledger_files  # (hybridnb.ledger the attribute is a function)
-
+def build_state(home: Path | str, *, kernel: str | None = None, notebook: str | None = None,
+                settings_budget: tuple[float | None, str, float] = (None, "session", 0.8),
+                running: dict[str, str] | None = None, now: float | None = None,
+                advice: bool = True) -> dict[str, Any]:
+    """The full state for ``home``; ``kernel``/``notebook`` choose the report's scope and budget."""
+    home = Path(home)
     now = time.time() if now is None else now
+    scope, budget = scope_and_budget(home, kernel, notebook, settings_budget)
+    rep = build_report(home, scope, budget, advice=advice)
     state = empty_state(home)
-    state["generated_at"] = now
-    where, params = scope_filter(kernel, session, notebook)
-    if where:
-        state["current"] = {**empty_totals(), "today": empty_totals(), "by_model": [],
-                            "kernel": kernel, "session": session, "notebook": notebook}
+    state["generated_at"] = rep.generated_at
     live, sealed = ledger_files(home)
     if not live and not sealed:
-        state["note"] = f"no ledger yet under {Path(home) / 'ledger'}"
-        state["budget"] = budget_state(0.0, budget_usd, warn_fraction)
-        return state
-    con = connect(home)
-    try:
-        state["totals"] = _totals(con)
-        state["today"] = _totals(con, "ts >= ?", [start_of_today(now)])
-        rows = _breakdown(con)
-        state["by_model"] = rows
-        state["by_route"] = _group(rows, ("route",))
-        state["by_backend"] = _group(rows, ("route", "backend"))
-        state["sessions"] = _sessions(con, running or {})
-        state["lanes"] = _lanes(con, now)
-        state["recent"] = _recent(con)
-        if where:
-            cur = _totals(con, where, params)
-            cur["today"] = _totals(con, f"{where} AND ts >= ?", params + [start_of_today(now)])
-            cur["by_model"] = _breakdown(con, where, params)
-            cur["kernel"], cur["session"], cur["notebook"] = kernel, session, notebook
-            state["current"] = cur
-    finally:
-        con.close()
-    state["budget"] = budget_state(state["totals"]["cost_usd"], budget_usd, warn_fraction)
+        rep.note = f"no ledger yet under {home / 'ledger'}"
+    else:
+        state["today"] = _totals_view(build_report(home, Scope("day"), advice=False))
+        state["all"] = _totals_view(build_report(home, Scope("total"), advice=False))
+        con = connect(home)
+        try:
+            state["sessions"] = sessions(con, running or {})
+            state["lanes"] = lanes(con, now)
+            state["recent"] = recent(con)
+        finally:
+            con.close()
+    state["note"] = rep.note
+    state["report"] = rep.to_dict()
+    state["markdown"] = render.to_markdown(rep)
     return state

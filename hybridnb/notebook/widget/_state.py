@@ -11,29 +11,24 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ...store.ledger import AGGREGATES, connect
+from ...spend import render
+from ...spend.report import finish_row, query_rows
+from ...store.ledger import connect, ledger_files
 
 #: calls kept in "last calls"
 RECENT = 8
 #: points kept in the spend-over-time series
 SERIES_POINTS = 120
 
-GROUP_SQL = (
-    "SELECT route, backend, model, " + AGGREGATES + ",\n"
-    "       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,\n"
-    "       coalesce(bool_or(pricing = 'compute'), false) AS compute\n"
-    "FROM ledger {where} GROUP BY ALL"
-)
-
 RECENT_SQL = """
 SELECT ts, route, backend, model, status, input_tokens, output_tokens, cost_usd,
        saved_usd, latency_s, held_s, busy_s, gpus, pricing, error_class
-FROM ledger {where} ORDER BY ts DESC LIMIT {n}
+FROM ledger WHERE {where} ORDER BY ts DESC LIMIT {n}
 """
 
 SERIES_SQL = """
 WITH c AS (
-  SELECT ts, sum(cost_usd) OVER (ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS cum FROM ledger {where}
+  SELECT ts, sum(cost_usd) OVER (ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS cum FROM ledger WHERE {where}
 ), b AS (
   SELECT min(ts) AS t0, greatest(max(ts) - min(ts), 1e-9) AS span FROM c
 )
@@ -42,7 +37,7 @@ GROUP BY floor((ts - t0) / span * {n}) ORDER BY 1
 """
 
 _NUM = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd",
-        "saved_usd", "held_s", "busy_s", "compute_usd")
+        "saved_usd", "gpu_hours", "held_s", "busy_s", "compute_usd")
 
 
 def _recent_row(r: dict) -> dict[str, Any]:
@@ -61,20 +56,23 @@ class SpendState:
         self.total = 0.0
 
     @classmethod
-    def from_ledger(cls, home: Path | str, where: str | None = None) -> "SpendState":
-        """Aggregate every ledger row under ``home`` (DuckDB)."""
+    def from_ledger(cls, home: Path | str, where: str | None = None,
+                    params: list | None = None) -> "SpendState":
+        """Aggregate the ledger rows under ``home`` matching ``where`` (the report's query)."""
         s = cls()
-        w = f"WHERE {where}" if where else ""
+        live, sealed = ledger_files(home)
+        if not live and not sealed:
+            return s
+        w, p = where or "true", list(params or [])
         con = connect(home)
         try:
-            rel = con.sql(GROUP_SQL.format(where=w))
-            for row in rel.fetchall():
-                d = dict(zip(rel.columns, row))
+            for d in query_rows(con, w, p):
                 s.groups[(d["route"], d["backend"], d["model"])] = d
-            rel = con.sql(RECENT_SQL.format(where=w, n=RECENT))
-            rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+            cur = con.execute(RECENT_SQL.format(where=w, n=RECENT), p)
+            names = [c[0] for c in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
             s.recent.extend(_recent_row(r) for r in reversed(rows))
-            s.series = [[t, c] for t, c in con.sql(SERIES_SQL.format(where=w, n=SERIES_POINTS)).fetchall()]
+            s.series = [[t, c] for t, c in con.execute(SERIES_SQL.format(where=w, n=SERIES_POINTS), p).fetchall()]
         finally:
             con.close()
         s.total = sum(g["cost_usd"] for g in s.groups.values())
@@ -92,11 +90,16 @@ class SpendState:
         g["calls"] += not cached
         g["cache_hits"] += cached
         g["errors"] += r["status"] == "error"
-        for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd", "held_s", "busy_s"):
+        for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd"):
             g[k] += r.get(k) or 0
-        if r.get("pricing") == "compute":
+        g["gpu_hours"] += (r.get("held_s") or 0.0) * (r.get("gpus") or 0.0) / 3600.0
+        if r.get("pricing") == "compute":  # held/busy count compute-priced rows only (as the ledger query)
             g["compute"] = True
             g["compute_usd"] += r.get("cost_usd") or 0
+            g["held_s"] += r.get("held_s") or 0
+            g["busy_s"] += r.get("busy_s") or 0
+        g["simulated"] = g.get("simulated") or bool(r.get("simulated"))
+        g["unpriced"] = g.get("unpriced") or bool(r.get("unpriced"))
         self.total += r.get("cost_usd") or 0
         self.recent.append(_recent_row(r))
         self._add_point(r["ts"])
@@ -123,15 +126,18 @@ class SpendState:
             d = routes.setdefault(g["route"], {"route": g["route"], **{k: 0 for k in _NUM}})
             for k in _NUM:
                 d[k] += g[k]
+        for d in routes.values():
+            d["cost"] = render.money(d["cost_usd"])
         return sorted(routes.values(), key=lambda d: (-d["cost_usd"], d["route"]))
 
     def by_model(self) -> list[dict[str, Any]]:
+        """The report's rows (route/backend/model), with the idle cost of compute lanes."""
         out = []
         for g in self.groups.values():
-            d = dict(g)
-            util = (g["busy_s"] / g["held_s"]) if g["held_s"] else None
-            d["utilisation"] = util
+            d = finish_row(dict(g))
+            util = d["utilisation"]
             d["idle_usd"] = g["compute_usd"] * (1 - util) if util is not None else 0.0
+            d["cost"], d["idle"] = render.money(d["cost_usd"]), render.money(d["idle_usd"])
             out.append(d)
         return sorted(out, key=lambda d: (-d["cost_usd"], d["route"], d["backend"], d["model"]))
 
@@ -144,6 +150,6 @@ class SpendState:
             "routes": self.by_route(),
             "models": models,
             "local": local,
-            "recent": list(reversed(self.recent)),
+            "recent": [{**r, "cost": render.money(r.get("cost_usd"))} for r in reversed(self.recent)],
             "series": [list(p) for p in self.series],
         }

@@ -2,23 +2,16 @@
 
 const KEYS = [
   "title", "total_usd", "saved_usd", "calls", "cache_hits", "errors",
-  "input_tokens", "output_tokens", "budget_usd", "budget_spent_usd", "routes", "models", "local",
-  "recent", "series", "lanes", "advice", "updated", "live",
+  "input_tokens", "output_tokens", "budget_usd", "budget_spent_usd", "budget", "strings", "routes",
+  "models", "local", "recent", "series", "lanes", "advice", "updated", "live",
 ];
+
+// Every amount arrives as text from Python (hybridnb.spend.render.money): no money formatting here.
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({
     "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
   })[c]);
-}
-
-function usd(x) {
-  if (x === null || x === undefined) return "–";
-  const a = Math.abs(x);
-  if (a === 0) return "$0.00";
-  if (a < 0.01) return "$" + x.toFixed(5);
-  if (a < 1) return "$" + x.toFixed(4);
-  return "$" + x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
 function num(x) {
@@ -34,7 +27,7 @@ function secs(x) {
   return x < 1 ? Math.round(x * 1000) + " ms" : x.toFixed(2) + " s";
 }
 
-function sparkline(series, w = 220, h = 44) {
+function sparkline(series, total, w = 220, h = 44) {
   if (!series || series.length === 0) {
     return `<svg class="hnb-spark" width="${w}" height="${h}" data-hnb="spark"></svg>`;
   }
@@ -48,17 +41,19 @@ function sparkline(series, w = 220, h = 44) {
   return `<svg class="hnb-spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" data-hnb="spark">
     <polygon points="${area}" class="hnb-spark-area"/>
     <polyline points="${line}" class="hnb-spark-line"/>
-    <title>cumulative spend ${usd(pts[pts.length - 1][1])}</title></svg>`;
+    <title>cumulative spend ${esc(total)}</title></svg>`;
 }
 
-function budgetBar(spent, budget) {
-  if (!budget) return `<div class="hnb-budget-text" data-hnb="budget">no budget set</div>`;
-  const f = Math.min(1, spent / budget);
-  const cls = f >= 0.9 ? "hnb-crit" : f >= 0.7 ? "hnb-warn" : "";
-  return `<div class="hnb-bar" title="${pct(spent / budget)} of ${usd(budget)}">
+function budgetBar(b) {
+  // the budget with its basis ("session budget: $x of $y spent (n%), $z left"), as every view shows it
+  if (!b || b.limit_usd === null || b.limit_usd === undefined) {
+    return `<div class="hnb-budget-text" data-hnb="budget">${esc(b?.line || "no budget set")}</div>`;
+  }
+  const f = Math.min(1, b.fraction ?? 0);
+  const cls = b.state === "over" ? "hnb-crit" : b.state === "warn" ? "hnb-warn" : "";
+  return `<div class="hnb-bar" title="${esc(b.label)}">
       <div class="hnb-bar-fill ${cls}" style="width:${(f * 100).toFixed(1)}%"></div></div>
-    <div class="hnb-budget-text" data-hnb="budget">${usd(spent)} of ${usd(budget)} ·
-      <b data-hnb="remaining">${usd(budget - spent)}</b> left</div>`;
+    <div class="hnb-budget-text" data-hnb="budget" data-state="${esc(b.state)}">${esc(b.line)}</div>`;
 }
 
 function saturation(l) {
@@ -79,30 +74,27 @@ function table(head, rows, attr = "") {
 
 function view(m) {
   const g = (k) => m.get(k);
-  const total = g("total_usd");
+  const d = g("strings") || {};
   const tiles = [
-    ["spend", usd(total), "total"],
+    ["spend · " + esc(d.scope || ""), esc(d.cost), "total"],
     ["calls", num(g("calls")), "calls"],
     ["tokens in / out", `${num(g("input_tokens"))} / ${num(g("output_tokens"))}`, "tokens"],
-    ["cache hits · saved", `${num(g("cache_hits"))} · ${usd(g("saved_usd"))}`, "cache"],
+    ["cache hits · saved", `${num(g("cache_hits"))} · ${esc(d.saved)}`, "cache"],
     ["errors", num(g("errors")), "errors"],
   ].map(([label, value, key]) =>
     `<div class="hnb-tile"><div class="hnb-label">${label}</div><div class="hnb-value" data-hnb="${key}">${value}</div></div>`
   ).join("");
 
   const routes = table(["route", "calls", "cost", "tokens"], g("routes").map((r) => [
-    esc(r.route), num(r.calls), usd(r.cost_usd), num(r.input_tokens + r.output_tokens),
+    esc(r.route), num(r.calls), esc(r.cost), num(r.input_tokens + r.output_tokens),
   ]), 'data-hnb="routes"');
-  const models = table(["route", "backend", "model", "calls", "cached", "cost", "saved"],
-    g("models").map((r) => [
-      esc(r.route), esc(r.backend), esc(r.model), num(r.calls), num(r.cache_hits),
-      usd(r.cost_usd), usd(r.saved_usd),
-    ]), 'data-hnb="models"');
+  const models = table(d.header || [], (d.rows || []).concat(d.total_row ? [d.total_row] : [])
+    .map((r) => r.map(esc)), 'data-hnb="models"');
   const local = table(["local", "held", "busy", "utilisation", "idle cost"],
     g("local").map((r) => [
       esc(`${r.backend} ${r.model}`), secs(r.held_s), secs(r.busy_s),
       `<span class="${r.utilisation !== null && r.utilisation < 0.3 ? "hnb-warn-text" : ""}">${pct(r.utilisation)}</span>`,
-      usd(r.idle_usd),
+      esc(r.idle),
     ]), 'data-hnb="local"');
   const lanes = table(["lane", "queue", "in flight", "wait p50", "lat p50 / p95", "req/s", "saturation"],
     g("lanes").map((l) => [
@@ -116,7 +108,7 @@ function view(m) {
     g("recent").map((r) => [
       new Date(r.ts * 1000).toLocaleTimeString(), esc(r.route), esc(r.model),
       `<span class="hnb-status-${esc(r.status)}">${esc(r.status)}</span>`,
-      num((r.input_tokens ?? 0) + (r.output_tokens ?? 0)), usd(r.cost_usd), secs(r.latency_s),
+      num((r.input_tokens ?? 0) + (r.output_tokens ?? 0)), esc(r.cost), secs(r.latency_s),
     ]), 'data-hnb="recent"');
   const advice = g("advice").map((a) =>
     `<li class="hnb-adv hnb-adv-${esc(a.severity)}" data-kind="${esc(a.kind)}"><b>${esc(a.title)}</b> — ${esc(a.message)}</li>`
@@ -125,8 +117,8 @@ function view(m) {
   return `<div class="hnb-head"><span class="hnb-title">${esc(g("title"))}</span>
       <span class="hnb-live ${g("live") ? "on" : ""}" title="live feed">${g("live") ? "● live" : "○"}</span></div>
     <div class="hnb-tiles">${tiles}</div>
-    <div class="hnb-row"><div class="hnb-col">${budgetBar(g("budget_spent_usd"), g("budget_usd"))}</div>
-      <div class="hnb-col hnb-spark-box">${sparkline(g("series"))}</div></div>
+    <div class="hnb-row"><div class="hnb-col">${budgetBar(g("budget"))}</div>
+      <div class="hnb-col hnb-spark-box">${sparkline(g("series"), d.cost)}</div></div>
     ${advice ? `<ul class="hnb-advice" data-hnb="advice">${advice}</ul>` : ""}
     <div class="hnb-grid">${routes}${models}${local}${lanes}</div>
     <details class="hnb-details"><summary>last calls</summary>${recent}</details>`;

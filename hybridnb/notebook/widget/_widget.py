@@ -13,7 +13,9 @@ from typing import Any, Callable
 import anywidget
 import traitlets
 
+from ...spend import render
 from ...spend.advice import Thresholds, add_capacity, compute_advice
+from ...spend.report import Budget, Scope, SpendReport, budget_in
 from ._state import SpendState
 
 _HERE = Path(__file__).parent
@@ -58,8 +60,12 @@ class SpendWidget(anywidget.AnyWidget):
     input_tokens = traitlets.Int(0).tag(sync=True)
     output_tokens = traitlets.Int(0).tag(sync=True)
     budget_usd = traitlets.Float(None, allow_none=True).tag(sync=True)
-    #: what the budget is measured against: the dispatcher's session spend when attached
+    #: the spend in the budget's basis (session, notebook, day or total), read from the ledger
     budget_spent_usd = traitlets.Float(0.0).tag(sync=True)
+    #: the budget with its basis (``Budget.to_dict()``: label, line, state, ...)
+    budget = traitlets.Dict().tag(sync=True)
+    #: the strings shown (``render.display_strings`` of the SpendReport): the JS never formats money
+    strings = traitlets.Dict().tag(sync=True)
     routes = traitlets.List().tag(sync=True)
     models = traitlets.List().tag(sync=True)
     local = traitlets.List().tag(sync=True)
@@ -77,10 +83,13 @@ class SpendWidget(anywidget.AnyWidget):
         budget_usd: float | None = None,
         thresholds: Thresholds | None = None,
         max_rate: float = 4.0,
+        scope: Scope | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(budget_usd=budget_usd, **kwargs)
         self._fixed_budget = budget_usd
+        self.scope = scope or Scope("total")
+        self._budget_obj = Budget(budget_usd)
         self._dispatcher: Any = None
         self.home = Path(home) if home is not None else None
         self.thresholds = thresholds or Thresholds()
@@ -107,15 +116,45 @@ class SpendWidget(anywidget.AnyWidget):
         home: Path | str | None = None,
         budget_usd: float | None = None,
         where: str | None = None,
+        scope: Scope | None = None,
         **kwargs: Any,
     ) -> "SpendWidget":
-        """A widget whose initial state aggregates every ledger row under ``home``."""
+        """A widget over the ledger rows of ``scope`` under ``home`` (default: this kernel's
+        notebook, else its session, else all time; ``where`` is a raw SQL filter instead)."""
+        from ...spend.kernel import current_keys
         from ...spend.report import resolve_home
 
         home = resolve_home(home)
-        w = cls(SpendState.from_ledger(home, where), home=home, budget_usd=budget_usd, **kwargs)
+        if scope is None:
+            session, notebook = current_keys()
+            per = "notebook" if notebook else "session" if session else "total"
+            scope = Scope(per, session=session, notebook=notebook)
+        w_sql, params = (where, []) if where else scope.where()
+        w = cls(SpendState.from_ledger(home, w_sql, params), home=home, budget_usd=budget_usd,
+                scope=scope, **kwargs)
+        w.refresh_budget()
         w.refresh_advice(force=True)
         return w
+
+    def refresh_budget(self) -> None:
+        """Re-read the budget's spend in its basis from the ledger (other kernels count for day/total)."""
+        if self.home is None:
+            return
+        from ...spend.kernel import current_budget, current_keys
+
+        try:
+            if self._fixed_budget is None:
+                b = current_budget(self.home)
+            else:
+                from ...config import get_settings
+
+                session, notebook = current_keys()
+                b = budget_in(self.home, self._fixed_budget, get_settings().get("budget_per", "session"),
+                              session=session, notebook=notebook)
+        except Exception:  # a broken config or a ledger mid-rotation: keep the last one
+            return
+        with self._lock:
+            self._budget_obj = b
 
     # -------------------------------------------------------------- update
 
@@ -123,10 +162,16 @@ class SpendWidget(anywidget.AnyWidget):
         """Add one ledger record; with ``flush`` the traits update now."""
         with self._lock:
             self._state.apply(record)
+            self._count_in_budget(record)
             self._dirty = True
             self._advice_dirty = True
         if flush:
             self.flush()
+
+    def _count_in_budget(self, record: Any) -> None:
+        """This kernel's new record is in its budget's basis (its session, notebook, today, total)."""
+        r = record if isinstance(record, dict) else vars(record)
+        self._budget_obj.spent_usd += r.get("cost_usd") or 0.0
 
     def flush(self) -> None:
         """Push the aggregate state (and live lanes) to the traits."""
@@ -138,8 +183,8 @@ class SpendWidget(anywidget.AnyWidget):
             lanes = tracker.snapshot()
             live_advice = [a.to_dict() for a in add_capacity(lanes, self.thresholds)]
             t = view["totals"]
-            budget = self._fixed_budget if self._fixed_budget is not None else self._budget()
-            spent = getattr(self._dispatcher, "spent_usd", None)
+            b = self._budget_obj
+            rep = SpendReport(self.scope, str(self.home or ""), view["models"], b)
             self._dirty = False
             self._last_flush = time.monotonic()
             with self.hold_sync():
@@ -148,8 +193,10 @@ class SpendWidget(anywidget.AnyWidget):
                 self.calls = int(t["calls"])
                 self.cache_hits = int(t["cache_hits"])
                 self.errors = int(t["errors"])
-                self.budget_usd = budget
-                self.budget_spent_usd = float(t["cost_usd"] if spent is None else spent)
+                self.budget_usd = b.limit_usd
+                self.budget_spent_usd = float(b.spent_usd)
+                self.budget = _clean(b.to_dict())
+                self.strings = _clean(render.display_strings(rep))
                 self.input_tokens = int(t["input_tokens"])
                 self.output_tokens = int(t["output_tokens"])
                 self.routes = _clean(view["routes"])
@@ -160,17 +207,6 @@ class SpendWidget(anywidget.AnyWidget):
                 self.lanes = _clean(lanes)
                 self.advice = _clean(live_advice + self._ledger_advice)
                 self.updated = time.time()
-
-    def _budget(self) -> float | None:
-        """The configured budget, read live (``%hybridnb budget`` may change it)."""
-        if self.home is None:
-            return None
-        from ...spend.report import resolve_budget
-
-        try:
-            return resolve_budget(None)
-        except Exception:  # a broken config must not break the widget
-            return self.budget_usd
 
     def refresh_advice(self, force: bool = False, every_s: float = 5.0) -> None:
         """Recompute the ledger-based advice (DuckDB) when new records arrived.
@@ -200,12 +236,14 @@ class SpendWidget(anywidget.AnyWidget):
         self._advice_cost = time.monotonic() - t0
         with self._lock:
             self._ledger_advice = [a.to_dict() for a in advice]
+        self.refresh_budget()
         self.flush()
 
     def _on_record(self, record: Any) -> None:
         """Dispatcher callback (any thread): apply now, flush at most ``max_rate``/s."""
         with self._lock:
             self._state.apply(record)
+            self._count_in_budget(record)
             self._dirty = True
             self._advice_dirty = True
             wait = self.min_interval - (time.monotonic() - self._last_flush)
