@@ -21,28 +21,45 @@ export interface ITotals {
   held_s: number;
   busy_s: number;
   utilisation: number | null;
-  last_ts: number | null;
+  /** the amount as the server's one money formatter wrote it (hybridnb.spend.render.money) */
+  cost: string;
 }
 
-export interface IRow extends ITotals {
-  route: string;
-  backend: string;
-  model: string;
-}
-
-export interface ICurrent extends ITotals {
-  today: ITotals;
-  by_model: IRow[];
-  kernel: string | null;
-  notebook: string | null;
-}
-
+/** The budget with its basis, exactly as every other view shows it. */
 export interface IBudget {
   state: BudgetState;
+  per: string;
+  label: string;
+  line: string;
   limit_usd: number | null;
   spent_usd: number;
-  remaining_usd: number | null;
   fraction: number | null;
+}
+
+/** The strings the server rendered for the report (no money is formatted in the front end). */
+export interface IDisplay {
+  scope: string;
+  cost: string;
+  saved: string;
+  calls: string;
+  cache_hits: string;
+  utilisation: string;
+  gpu_hours: string;
+  budget: string;
+  totals_line: string;
+  header: string[];
+  rows: string[][];
+  total_row: string[];
+}
+
+/** The one SpendReport of the active notebook (hybridnb.spend.report). */
+export interface IReport {
+  per: string;
+  scopeLabel: string;
+  totals: ITotals;
+  budget: IBudget;
+  advice: IAdvice[];
+  display: IDisplay;
 }
 
 export interface ISessionRow extends ITotals {
@@ -73,8 +90,7 @@ export interface IRecent {
   status: string;
   input_tokens: number;
   output_tokens: number;
-  cost_usd: number;
-  saved_usd: number;
+  cost: string;
   latency_s: number;
   notebook: string;
   session: string;
@@ -92,17 +108,12 @@ export interface ISummary {
   generatedAt: number;
   home: string;
   note: string;
-  totals: ITotals;
+  report: IReport;
   today: ITotals;
-  current: ICurrent | null;
-  budget: IBudget;
-  byRoute: IRow[];
-  byBackend: IRow[];
-  byModel: IRow[];
+  all: ITotals;
   sessions: ISessionRow[];
   lanes: ILane[];
   recent: IRecent[];
-  advice: IAdvice[];
   markdown: string;
 }
 
@@ -130,6 +141,10 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
 }
 
+function strings(v: unknown): string[] {
+  return list(v).map(str);
+}
+
 export function totals(v: unknown): ITotals {
   const o = obj(v);
   const input = num(o.input_tokens);
@@ -147,13 +162,8 @@ export function totals(v: unknown): ITotals {
     held_s: num(o.held_s),
     busy_s: num(o.busy_s),
     utilisation: numOrNull(o.utilisation),
-    last_ts: numOrNull(o.last_ts)
+    cost: str(o.cost) || '–'
   };
-}
-
-function row(v: unknown): IRow {
-  const o = obj(v);
-  return { ...totals(o), route: str(o.route), backend: str(o.backend), model: str(o.model) };
 }
 
 const STATES: BudgetState[] = ['none', 'ok', 'warn', 'over'];
@@ -163,24 +173,44 @@ export function budget(v: unknown): IBudget {
   const state = STATES.includes(o.state as BudgetState) ? (o.state as BudgetState) : 'none';
   return {
     state,
+    per: str(o.per),
+    label: str(o.label) || 'budget',
+    line: str(o.line) || 'no budget set',
     limit_usd: numOrNull(o.limit_usd),
     spent_usd: num(o.spent_usd),
-    remaining_usd: numOrNull(o.remaining_usd),
     fraction: numOrNull(o.fraction)
   };
 }
 
-function current(v: unknown): ICurrent | null {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    return null;
-  }
+function display(v: unknown): IDisplay {
   const o = obj(v);
+  const dash = (x: unknown) => str(x) || '–';
   return {
-    ...totals(o),
-    today: totals(o.today),
-    by_model: list(o.by_model).map(row),
-    kernel: o.kernel ? str(o.kernel) : null,
-    notebook: o.notebook ? str(o.notebook) : null
+    scope: str(o.scope),
+    cost: dash(o.cost),
+    saved: dash(o.saved),
+    calls: dash(o.calls),
+    cache_hits: dash(o.cache_hits),
+    utilisation: dash(o.utilisation),
+    gpu_hours: dash(o.gpu_hours),
+    budget: str(o.budget) || 'no budget set',
+    totals_line: str(o.totals_line),
+    header: strings(o.header),
+    rows: list(o.rows).map(strings),
+    total_row: strings(o.total_row)
+  };
+}
+
+function report(v: unknown): IReport {
+  const o = obj(v);
+  const scope = obj(o.scope);
+  return {
+    per: str(scope.per),
+    scopeLabel: str(scope.label),
+    totals: totals(o.totals),
+    budget: budget(o.budget),
+    advice: list(o.advice).map(advice),
+    display: display(o.display)
   };
 }
 
@@ -210,8 +240,7 @@ function recent(v: unknown): IRecent {
     status: str(o.status),
     input_tokens: num(o.input_tokens),
     output_tokens: num(o.output_tokens),
-    cost_usd: num(o.cost_usd),
-    saved_usd: num(o.saved_usd),
+    cost: str(o.cost) || '–',
     latency_s: num(o.latency_s),
     notebook: str(o.notebook),
     session: str(o.session)
@@ -250,37 +279,14 @@ export function normalize(raw: unknown): ISummary {
     generatedAt: num(o.generated_at),
     home: str(o.home),
     note: str(o.note),
-    totals: totals(o.totals),
+    report: report(o.report),
     today: totals(o.today),
-    current: current(o.current),
-    budget: budget(o.budget),
-    byRoute: list(o.by_route).map(row),
-    byBackend: list(o.by_backend).map(row),
-    byModel: list(o.by_model).map(row),
+    all: totals(o.all),
     sessions: list(o.sessions).map(session),
     lanes: list(o.lanes).map(lane),
     recent: list(o.recent).map(recent),
-    advice: list(o.advice).map(advice),
     markdown: str(o.markdown)
   };
-}
-
-/** Dollars with enough digits to see sub-cent calls: $0.0042, $1.23, $1,234. */
-export function formatUsd(v: unknown): string {
-  const n = num(v, NaN);
-  if (!Number.isFinite(n)) {
-    return '–';
-  }
-  const a = Math.abs(n);
-  const digits = a >= 1000 ? 0 : a >= 1 ? 2 : a >= 0.01 || a === 0 ? 4 : 6;
-  let s = a.toLocaleString('en-US', {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits
-  });
-  if (digits === 6) {
-    s = s.replace(/0{1,2}$/, ''); // $0.0020, $0.000012: at least 4 decimals, no padding zeros
-  }
-  return (n < 0 ? '-$' : '$') + s;
 }
 
 /** 950, 12.3K, 4.5M tokens. */
@@ -315,26 +321,22 @@ export function formatSeconds(v: unknown): string {
   return n < 1 ? `${Math.round(n * 1000)} ms` : `${n.toFixed(n < 10 ? 2 : 1)} s`;
 }
 
-/** The status bar text: this notebook's spend and today's, or today's alone. */
+/** The status bar text: the active notebook's spend and its budget's share, named. */
 export function statusText(s: ISummary): string {
-  const today = `today ${formatUsd(s.today.cost_usd)}`;
-  if (s.current) {
-    return `hybridnb ${formatUsd(s.current.cost_usd)} · ${today}`;
-  }
-  return `hybridnb ${today}`;
+  const r = s.report;
+  const b = r.budget;
+  const budgetPart = b.state === 'none' ? 'no budget' : `${formatPct(b.fraction)} of ${b.label}`;
+  return `hybridnb ${r.display.cost} · ${budgetPart}`;
 }
 
-/** The status bar tooltip: the numbers behind the colour. */
+/** The status bar tooltip: the numbers behind the colour, as the report words them. */
 export function statusTitle(s: ISummary): string {
   const lines = [];
-  if (s.current) {
-    lines.push(
-      `This notebook: ${formatUsd(s.current.cost_usd)} over ${s.current.calls} calls` +
-        ` (${formatCount(s.current.tokens)} tokens, ${s.current.cache_hits} cache hits)`
-    );
+  if (s.report.display.totals_line) {
+    lines.push(s.report.display.totals_line);
   }
-  lines.push(`Today, all kernels: ${formatUsd(s.today.cost_usd)} over ${s.today.calls} calls`);
-  lines.push(budgetLine(s.budget));
+  lines.push(`Today, all kernels: ${s.today.cost} over ${s.today.calls} calls`);
+  lines.push(budgetLine(s.report.budget));
   if (s.note) {
     lines.push(s.note);
   }
@@ -342,14 +344,9 @@ export function statusTitle(s: ISummary): string {
   return lines.join('\n');
 }
 
+/** The budget with its basis, as the server rendered it ("session budget: $… of $… spent …"). */
 export function budgetLine(b: IBudget): string {
-  if (b.state === 'none' || b.limit_usd === null) {
-    return `No budget set (${formatUsd(b.spent_usd)} spent in all)`;
-  }
-  return (
-    `Budget: ${formatUsd(b.spent_usd)} of ${formatUsd(b.limit_usd)} (${formatPct(b.fraction)}),` +
-    ` ${formatUsd(b.remaining_usd)} left`
-  );
+  return b.line;
 }
 
 /** CSS class for a budget state (coloured by the extension's stylesheet). */

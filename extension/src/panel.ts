@@ -1,7 +1,7 @@
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { ISummary, budgetClass, budgetLine, formatCount, formatPct, formatUsd } from './format';
+import { ISummary, budgetClass, budgetLine, formatCount } from './format';
 import { SummaryModel } from './model';
 import { ITable, lanesTable, recentTable, sessionsTable, spendTable } from './tables';
 
@@ -70,7 +70,8 @@ export class OperatorPanel extends Widget {
     refresh.addEventListener('click', () => void this._model.refresh(true));
     head.append(h('div', 'jp-hybridnb-actions', insert, refresh));
 
-    const b = s.budget;
+    const r = s.report;
+    const b = r.budget;
     const bar = h('div', 'jp-hybridnb-budget-bar');
     const fill = h('div', `jp-hybridnb-budget-fill ${budgetClass(b.state)}`);
     fill.style.width = `${Math.min(100, Math.max(0, (b.fraction ?? 0) * 100))}%`;
@@ -78,25 +79,19 @@ export class OperatorPanel extends Widget {
     const budget = h('div', `jp-hybridnb-budget ${budgetClass(b.state)}`, budgetLine(b), bar);
     budget.dataset.budgetState = b.state;
 
+    const d = r.display;
     const stats = h(
       'div',
       'jp-hybridnb-stats',
-      stat('total spend', formatUsd(s.totals.cost_usd), `${s.totals.calls} calls`),
-      stat('today', formatUsd(s.today.cost_usd), `${s.today.calls} calls`),
-      stat('tokens', formatCount(s.totals.tokens), `${formatCount(s.totals.input_tokens)} in`),
-      stat('cache', `${s.totals.cache_hits} hits`, `${formatUsd(s.totals.saved_usd)} saved`),
-      stat('utilisation', formatPct(s.totals.utilisation), `${s.totals.gpu_hours.toFixed(3)} GPU-h`)
+      stat(d.scope || 'spend', d.cost, `${d.calls} calls`),
+      stat('today, all kernels', s.today.cost, `${s.today.calls} calls`),
+      stat('tokens', formatCount(r.totals.tokens), `${formatCount(r.totals.input_tokens)} in`),
+      stat('cache', `${d.cache_hits} hits`, `${d.saved} saved`),
+      stat('utilisation', d.utilisation, `${d.gpu_hours} GPU-h`)
     );
     const out = [head, budget, stats];
-    if (s.current) {
-      out.push(
-        h(
-          'div',
-          'jp-hybridnb-current',
-          `This notebook: ${formatUsd(s.current.cost_usd)} over ${s.current.calls} calls, ` +
-            `today ${formatUsd(s.current.today.cost_usd)}`
-        )
-      );
+    if (d.totals_line) {
+      out.push(h('div', 'jp-hybridnb-current', d.totals_line));
     }
     out.push(this._advice(s), table(spendTable(s)), table(lanesTable(s)), table(sessionsTable(s)), table(recentTable(s)));
     const notes = [s.note, this._model.error].filter(x => x);
@@ -108,11 +103,11 @@ export class OperatorPanel extends Widget {
 
   private _advice(s: ISummary): HTMLElement {
     const section = h('section', 'jp-hybridnb-section jp-hybridnb-advice', h('h3', '', 'Advice'));
-    if (!s.advice.length) {
+    if (!s.report.advice.length) {
       section.append(h('p', 'jp-hybridnb-empty', 'No advice in force.'));
       return section;
     }
-    const items = s.advice.map(a =>
+    const items = s.report.advice.map(a =>
       h('li', `jp-hybridnb-advice-${a.severity}`, h('strong', '', a.title || a.kind), ' ', a.message)
     );
     section.append(h('ul', '', ...items));

@@ -3,7 +3,7 @@ import { Widget } from '@lumino/widgets';
 import { budgetClass, statusText, statusTitle } from './format';
 import { SummaryModel } from './model';
 
-/** Status bar item: this notebook's spend and today's, coloured by budget state. */
+/** Status bar item: this notebook's spend and its budget (named by basis), coloured by budget state. */
 export class SpendStatus extends Widget {
   constructor(model: SummaryModel, onClick: () => void) {
     super({ node: document.createElement('div') });
@@ -20,7 +20,7 @@ export class SpendStatus extends Widget {
   private _update(): void {
     try {
       const s = this._model.summary;
-      const state = s.budget.state;
+      const state = s.report.budget.state;
       for (const st of ['none', 'ok', 'warn', 'over'] as const) {
         this.toggleClass(budgetClass(st), st === state);
       }

@@ -2,13 +2,7 @@
  * The operator panel's tables as plain strings (pure, unit-tested); the panel
  * only turns them into DOM.
  */
-import {
-  ISummary,
-  formatCount,
-  formatPct,
-  formatSeconds,
-  formatUsd
-} from './format';
+import { ISummary, formatCount, formatPct, formatSeconds } from './format';
 
 export interface ITable {
   title: string;
@@ -17,22 +11,13 @@ export interface ITable {
   empty: string;
 }
 
+/** The report's table, cell for cell as the server rendered it (the exported cell shows the same). */
 export function spendTable(s: ISummary): ITable {
+  const d = s.report.display;
   return {
-    title: 'Spend by route / backend / model',
-    headers: ['route', 'backend', 'model', 'calls', 'hits', 'tokens', 'cost', 'saved', 'GPU-h', 'util'],
-    rows: s.byModel.map(r => [
-      r.route,
-      r.backend,
-      r.model,
-      String(r.calls),
-      String(r.cache_hits),
-      formatCount(r.tokens),
-      formatUsd(r.cost_usd),
-      formatUsd(r.saved_usd),
-      r.gpu_hours ? r.gpu_hours.toFixed(3) : '–',
-      formatPct(r.utilisation)
-    ]),
+    title: `Spend by route / backend / model — ${d.scope || 'all time'}`,
+    headers: d.header,
+    rows: d.rows.length ? [...d.rows, d.total_row] : [],
     empty: 'No calls yet.'
   };
 }
@@ -73,7 +58,7 @@ export function sessionsTable(s: ISummary): ITable {
       shortName(r.notebook, r.session),
       String(r.calls),
       formatCount(r.tokens),
-      formatUsd(r.cost_usd)
+      r.cost
     ]),
     empty: 'No kernel has spent anything yet.'
   };
@@ -98,7 +83,7 @@ export function recentTable(s: ISummary): ITable {
       r.model,
       r.status,
       formatCount(r.input_tokens + r.output_tokens),
-      formatUsd(r.cost_usd),
+      r.cost,
       formatSeconds(r.latency_s)
     ]),
     empty: 'No calls yet.'

@@ -182,6 +182,12 @@ class SpendReport:
     def totals(self) -> dict[str, Any]:
         return sum_rows(self.rows)
 
+    # the headline figures as attributes (``hybridnb.summary().calls``)
+    calls = property(lambda self: self.totals["calls"])
+    cache_hits = property(lambda self: self.totals["cache_hits"])
+    total_usd = property(lambda self: self.totals["cost_usd"])
+    saved_usd = property(lambda self: self.totals["saved_usd"])
+
     def budget_line(self) -> str:
         return render.budget_line(self.budget)
 

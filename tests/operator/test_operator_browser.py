@@ -92,7 +92,7 @@ def test_widget_updates_live_in_jupyterlab(lab, openai_server):
             page.wait_for_selector(".hnb-widget [data-hnb='total']", timeout=60_000)
             assert _text(page, "[data-hnb='calls']") == "0"
             assert _usd(_text(page, "[data-hnb='total']")) == 0.0
-            assert "of $0.05" in _text(page, "[data-hnb='budget']")
+            assert "session budget: $0.00 of $0.0500 spent" in _text(page, "[data-hnb='budget']")
 
             # 2. one %%reason cell spends: the numbers move
             _run_cell(page, 1)
