@@ -35,7 +35,17 @@ function table(t: ITable): HTMLElement {
     return section;
   }
   const head = h('tr', '', ...t.headers.map(x => h('th', '', x)));
-  const body = t.rows.map(r => h('tr', '', ...r.map(x => h('td', '', x))));
+  const body = t.rows.map(r =>
+    h(
+      'tr',
+      '',
+      ...r.map((x, i) => {
+        const td = h('td', '', x);
+        td.dataset.label = t.headers[i] ?? ''; // the narrow panel shows label/value pairs
+        return td;
+      })
+    )
+  );
   section.append(h('table', 'jp-hybridnb-table', h('thead', '', head), h('tbody', '', ...body)));
   return section;
 }

@@ -241,8 +241,9 @@ def build_report(home: Path | str | None = None, scope: Scope | None = None, bud
 def kernel_report(per: str | None = None, *, home: Path | str | None = None, advice: bool = True,
                   lanes: Iterable[dict] | None = None) -> SpendReport:
     """This kernel's report: scope ``per`` (default this notebook, else this session) and its budget."""
-    from .kernel import current_budget, current_keys
+    from .kernel import current_budget, current_keys, publish
 
+    publish()  # a budget just set (`%hybridnb budget`) reaches the extension too
     session, notebook = current_keys()
     per = per or ("notebook" if notebook else "session")
     if per == "notebook" and not notebook:
