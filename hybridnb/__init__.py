@@ -11,7 +11,8 @@ from __future__ import annotations
 from .notebook.server import _jupyter_labextension_paths, _jupyter_server_extension_points
 from .core.calls import local, reason, summary
 from .batch.runner import map
-from .spend.report import export_ledger, report
+from .spend.kernel import report
+from .spend.report import export_ledger
 from .spend.signals import signals
 from .core.response import Response
 from .types import Request, Usage

@@ -88,6 +88,7 @@ export interface IRecent {
   backend: string;
   model: string;
   status: string;
+  kind: string;
   input_tokens: number;
   output_tokens: number;
   cost: string;
@@ -238,6 +239,7 @@ function recent(v: unknown): IRecent {
     backend: str(o.backend),
     model: str(o.model),
     status: str(o.status),
+    kind: str(o.kind) || 'call',
     input_tokens: num(o.input_tokens),
     output_tokens: num(o.output_tokens),
     cost: str(o.cost) || '–',

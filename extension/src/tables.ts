@@ -81,7 +81,7 @@ export function recentTable(s: ISummary): ITable {
       clock(r.ts),
       r.route,
       r.model,
-      r.status,
+      r.kind === 'call' || r.kind === 'compute' ? r.status : r.kind, // 'setup': a model load, not a call
       formatCount(r.input_tokens + r.output_tokens),
       r.cost,
       formatSeconds(r.latency_s)

@@ -72,6 +72,6 @@ def local(prompt: str, **opts: Any) -> Response:
 def summary(per: str | None = None):
     """This kernel's SpendReport: spend by route/backend/model, cache savings, compute, and the
     budget with its basis.  ``per``: notebook (default in a notebook), session, day or total."""
-    from ..spend.report import kernel_report
+    from ..spend.kernel import kernel_report
 
     return kernel_report(per)

@@ -75,7 +75,7 @@ class Formatted:
         elif self.fmt == "json":
             out["text/markdown"] = f"```json\n{self.body}\n```\n\n{foot}"
         elif self.fmt == "code":
-            out["text/markdown"] = f"{prose_md(self.note)}\n\n{foot}"
+            out["text/markdown"] = f"{md(self.note)}\n\n{foot}"
         return out
 
 

@@ -161,7 +161,7 @@ def cmd_signals(magics, rest: list[str]) -> None:
 
 def cmd_export(magics, rest: list[str]) -> None:
     from ..spend import kernel
-    from ..spend.report import export_cell, export_ledger
+    from ..spend.report import export_ledger
 
     if rest[:1] == ["--ledger"]:
         if len(rest) != 2:
@@ -174,7 +174,7 @@ def cmd_export(magics, rest: list[str]) -> None:
     # the notebook's own next-input mechanism: a new code cell below that renders as Markdown when run
     # the same Markdown as "Insert cost summary" (GET /hybridnb/summary.md): same scope, budget, renderer
     kernel.publish()
-    magics.shell.set_next_input("%%markdown\n" + export_cell(), replace=False)
+    magics.shell.set_next_input("%%markdown\n" + kernel.export_cell(), replace=False)
     print("inserted below: a %%markdown cell with the cost summary (run it to render)")
 
 

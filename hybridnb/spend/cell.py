@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from . import render
-from .report import Budget, Scope, SpendReport, empty_row, finish_row
+from .report import NOT_CALLS, Budget, Scope, SpendReport, empty_row, finish_row
 
 
 def rows_from_records(records: Iterable[Any]) -> list[dict[str, Any]]:
@@ -17,7 +17,7 @@ def rows_from_records(records: Iterable[Any]) -> list[dict[str, Any]]:
         d = by.setdefault(key, empty_row(route=key[0], backend=key[1], model=key[2],
                                          simulated=False, unpriced=False, reference_model=""))
         cached = r["status"] == "cached"
-        d["calls"] += not cached
+        d["calls"] += not cached and r.get("kind") not in NOT_CALLS
         d["cache_hits"] += cached
         d["errors"] += r["status"] == "error"
         for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd"):

@@ -1,4 +1,4 @@
-"""The kernel's own budget, published for the Jupyter server.
+"""This kernel's view of spend: its default scope, its budget (published for the Jupyter server), its report.
 
 A kernel knows its budget (``HYBRIDNB_BUDGET_USD`` in its environment, ``%hybridnb
 budget``, ``%config``) and its basis (``budget_per``); the server does not.  So the
@@ -14,7 +14,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+from ..errors import HybridnbError
+from . import render
+from .advice import Thresholds
+from .report import Budget, Scope, SpendReport, budget_in, build_report, resolve_home
 
 _lock = threading.Lock()
 _published: dict[str, tuple] = {}
@@ -35,7 +40,6 @@ def current_keys() -> tuple[str | None, str | None]:
 def current_budget(home: Path | str | None = None):
     """This process's budget (settings) with its spend in its basis, read from the ledger."""
     from ..config import get_settings
-    from .report import budget_in, resolve_home
 
     s = get_settings()
     session, notebook = current_keys()
@@ -45,8 +49,6 @@ def current_budget(home: Path | str | None = None):
         return budget_in(home, s.budget_usd, per, session=session, notebook=notebook,
                          warn_fraction=float(s.get("budget_warn_fraction", 0.8) or 0.8))
     except Exception as e:  # no session/notebook key for this basis: show the budget, say why
-        from .report import Budget
-
         b = Budget(s.budget_usd, per)
         b.source = f"kernel (spend unknown: {e})"
         return b
@@ -131,3 +133,49 @@ def read_kernel_file(home: Path | str, *, kernel: str | None = None,
                     best = info
         return best
     return None
+
+
+# ------------------------------------------------ this kernel's report
+
+
+def default_scope(per: str | None = None) -> Scope:
+    """The scope every in-kernel view shows by default: this notebook, else this kernel's
+    session, else (a script) all time; ``per`` picks another (session, notebook, day, total)."""
+    session, notebook = current_keys()
+    if per is None:
+        per = "notebook" if notebook else "session" if session and session.startswith("k-") else "total"
+    if per == "notebook" and not notebook:
+        raise HybridnbError("no notebook is known in this process: use 'session', 'day' or 'total'")
+    return Scope(per, session=session, notebook=notebook)
+
+
+def kernel_report(per: str | None = None, *, home: Path | str | None = None, advice: bool = True,
+                  lanes: Iterable[dict] | None = None) -> SpendReport:
+    """This kernel's report: scope ``per`` (default :func:`default_scope`) and its budget."""
+    publish()  # a budget just set (`%hybridnb budget`) reaches the extension too
+    scope = default_scope(per)
+    if lanes is None:
+        from .signals import tracker
+
+        lanes = tracker.snapshot()
+    return build_report(home, scope, current_budget(home), advice=advice, lanes=lanes)
+
+
+def report(format: str = "markdown", home: Path | str | None = None, per: str | None = None,
+           thresholds: Thresholds | None = None) -> str | dict[str, Any]:
+    """The cost summary as ``"markdown"``, ``"html"``, ``"text"`` or ``"json"`` (a dict).
+
+    ``per`` is the scope: notebook (the default in a notebook), session, day or total.
+    """
+    if format not in ("markdown", "html", "text", "json"):
+        raise HybridnbError(f"unknown report format {format!r}: use markdown, html, text or json")
+    rep = build_report(home, default_scope(per), current_budget(home), thresholds=thresholds)
+    if format == "json":
+        return rep.to_dict()
+    return {"markdown": render.to_markdown, "html": render.to_html, "text": render.to_text}[format](rep)
+
+
+def export_cell(home: Path | str | None = None) -> str:
+    """The cost-summary cell of this notebook: the Markdown ``GET /hybridnb/summary.md`` answers
+    ("Insert cost summary") for the same kernel — same scope, same budget, same renderer."""
+    return render.to_markdown(build_report(home, default_scope(), current_budget(home)))

@@ -23,6 +23,8 @@ from . import render
 from .render import utilisation
 from .advice import Thresholds, compute_advice
 
+#: ledger row kinds that are spend but not calls (``store.ledger.AGGREGATES`` counts them the same way)
+NOT_CALLS = ("setup", "batch-job")
 #: the numeric columns of a row (summed into the totals)
 SUMS = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd", "saved_usd",
         "gpu_hours", "held_s", "busy_s")
@@ -235,46 +237,6 @@ def build_report(home: Path | str | None = None, scope: Scope | None = None, bud
     return SpendReport(scope, str(home), rows, budget, items)
 
 
-# -------------------------------------------------------- the kernel's view
-
-
-def kernel_report(per: str | None = None, *, home: Path | str | None = None, advice: bool = True,
-                  lanes: Iterable[dict] | None = None) -> SpendReport:
-    """This kernel's report: scope ``per`` (default this notebook, else this session) and its budget."""
-    from .kernel import current_budget, current_keys, publish
-
-    publish()  # a budget just set (`%hybridnb budget`) reaches the extension too
-    session, notebook = current_keys()
-    per = per or ("notebook" if notebook else "session")
-    if per == "notebook" and not notebook:
-        raise HybridnbError("no notebook is known in this process: use per='session', 'day' or 'total'")
-    if lanes is None:
-        from .signals import tracker
-
-        lanes = tracker.snapshot()
-    return build_report(home, Scope(per, session=session, notebook=notebook),
-                        current_budget(home), advice=advice, lanes=lanes)
-
-
-def report(format: str = "markdown", home: Path | str | None = None, per: str | None = None,
-           thresholds: Thresholds | None = None) -> str | dict[str, Any]:
-    """The cost summary as ``"markdown"``, ``"html"``, ``"text"`` or ``"json"`` (a dict).
-
-    ``per`` is the scope: notebook (the default in a notebook), session, day or total.
-    """
-    if format not in ("markdown", "html", "text", "json"):
-        raise HybridnbError(f"unknown report format {format!r}: use markdown, html, text or json")
-    from .kernel import current_budget, current_keys
-
-    session, notebook = current_keys()
-    per = per or ("notebook" if notebook else "session" if session else "total")
-    rep = build_report(home, Scope(per, session=session, notebook=notebook), current_budget(home),
-                       thresholds=thresholds)
-    if format == "json":
-        return rep.to_dict()
-    return {"markdown": render.to_markdown, "html": render.to_html, "text": render.to_text}[format](rep)
-
-
 def _json_safe(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -314,13 +276,3 @@ def export_ledger(path: Path | str, home: Path | str | None = None, format: str 
     os.replace(tmp, path)
     return path
 
-
-def export_cell(home: Path | str | None = None) -> str:
-    """The cost-summary cell of this notebook: the Markdown ``GET /hybridnb/summary.md`` answers
-    ("Insert cost summary") for the same kernel — same scope, same budget, same renderer."""
-    from .kernel import current_budget, current_keys
-
-    session, notebook = current_keys()
-    scope = (Scope("notebook", session=session, notebook=notebook) if notebook
-             else Scope("kernel", session=session) if session else Scope("total"))
-    return render.to_markdown(build_report(home, scope, current_budget(home)))

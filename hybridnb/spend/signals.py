@@ -145,13 +145,13 @@ def signals(
     """
     from ..store.ledger import connect
     from .advice import compute_advice
+    from ..config import get_settings
     from ..errors import LedgerError
-    from .report import resolve_home
 
     lanes = tracker.snapshot(window_s)
     errors = []
     try:
-        con = connect(resolve_home(home))
+        con = connect(home if home is not None else get_settings().home)
     except LedgerError as e:
         con, errors = None, [str(e)]
     try:

@@ -118,7 +118,7 @@ def test_html_text_and_json(home, mixed):
 
 
 def test_report_rejects_an_unknown_format(home):
-    from hybridnb.spend.report import report
+    from hybridnb.spend.kernel import report
 
     with pytest.raises(HybridnbError):
         report("pdf", home=home)

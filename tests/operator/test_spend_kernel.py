@@ -7,7 +7,7 @@ import json
 from hybridnb import config
 from hybridnb.core.dispatcher import get_dispatcher
 from hybridnb.spend import kernel
-from hybridnb.spend.report import kernel_report
+from hybridnb.spend.kernel import kernel_report
 from hybridnb.store.ledger import LedgerWriter, Record
 
 

@@ -29,7 +29,7 @@ LANE_WINDOW_S = 300.0
 
 _RECENT_COLS = ("ts", "route", "backend", "model", "status", "input_tokens", "output_tokens",
                 "cost_usd", "saved_usd", "latency_s", "cached", "notebook", "cell", "session",
-                "error_class")
+                "error_class", "kind")
 
 
 def _clean(v: Any) -> Any:
@@ -105,7 +105,7 @@ def scope_and_budget(home: Path, kernel: str | None, notebook: str | None,
     if info:
         nb = info.get("notebook") or notebook
         scope = Scope("notebook", session=info.get("session"), notebook=nb, kernel=kernel) if nb \
-            else Scope("kernel", session=info.get("session"), kernel=kernel)
+            else Scope("session", session=info.get("session"), kernel=kernel)
         budget = budget_in(home, info.get("budget_usd"), info.get("budget_per") or "session",
                            session=info.get("session"), notebook=nb,
                            warn_fraction=float(info.get("budget_warn_fraction") or 0.8))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...spend import render
-from ...spend.report import finish_row, query_rows
+from ...spend.report import NOT_CALLS, finish_row, query_rows
 from ...store.ledger import connect, ledger_files
 
 #: calls kept in "last calls"
@@ -87,7 +87,7 @@ class SpendState:
             g = self.groups[key] = {"route": key[0], "backend": key[1], "model": key[2],
                                     "compute": False, **{k: 0 for k in _NUM}}
         cached = r["status"] == "cached"
-        g["calls"] += not cached
+        g["calls"] += not cached and r.get("kind") not in NOT_CALLS
         g["cache_hits"] += cached
         g["errors"] += r["status"] == "error"
         for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd"):

@@ -121,14 +121,11 @@ class SpendWidget(anywidget.AnyWidget):
     ) -> "SpendWidget":
         """A widget over the ledger rows of ``scope`` under ``home`` (default: this kernel's
         notebook, else its session, else all time; ``where`` is a raw SQL filter instead)."""
-        from ...spend.kernel import current_keys
+        from ...spend.kernel import default_scope
         from ...spend.report import resolve_home
 
         home = resolve_home(home)
-        if scope is None:
-            session, notebook = current_keys()
-            per = "notebook" if notebook else "session" if session else "total"
-            scope = Scope(per, session=session, notebook=notebook)
+        scope = scope or default_scope()
         w_sql, params = (where, []) if where else scope.where()
         w = cls(SpendState.from_ledger(home, w_sql, params), home=home, budget_usd=budget_usd,
                 scope=scope, **kwargs)
