@@ -148,9 +148,11 @@ def cmd_widget(magics, rest: list[str]) -> None:
 
     w = show()
     rb = getattr(w, "_repr_mimebundle_", None)
-    bundle = dict((rb() if callable(rb) else None) or {})
+    out = rb() if callable(rb) else None
+    data, meta = out if isinstance(out, tuple) else (out, {})  # anywidget answers (data, metadata)
+    bundle = dict(data or {})
     bundle["text/plain"] = "live spend panel (shown in JupyterLab, Notebook 7, VS Code)\n" + str(_api.summary())
-    display(bundle, raw=True)
+    display(bundle, metadata=meta or None, raw=True)
 
 
 def cmd_signals(magics, rest: list[str]) -> None:
