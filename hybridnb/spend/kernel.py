@@ -45,6 +45,8 @@ def current_budget(home: Path | str | None = None):
     session, notebook = current_keys()
     home = resolve_home(home)
     per = s.get("budget_per", "session") or "session"
+    if per == "notebook" and not notebook:
+        per = "session"  # as the dispatcher's guard (core.budget.make_scope): it counts the session
     try:
         return budget_in(home, s.budget_usd, per, session=session, notebook=notebook,
                          warn_fraction=float(s.get("budget_warn_fraction", 0.8) or 0.8))
