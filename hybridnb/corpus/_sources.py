@@ -147,7 +147,10 @@ def _timestamps(col: pl.Series, where: str) -> pl.Series:
         return col.cast(pl.Datetime("us")).dt.replace_time_zone(None).alias("ts")
     if col.dtype != pl.String:
         raise CorpusError(f"time column {col.name!r} in {where} holds {col.dtype}; give dates or timestamps")
-    parsed = col.str.to_datetime(strict=False, time_unit="us")
+    try:
+        parsed = col.str.to_datetime(strict=False, time_unit="us")
+    except pl.exceptions.PolarsError:
+        parsed = pl.Series(col.name, [None] * col.len(), dtype=pl.Datetime("us"))
     bad = parsed.is_null() & col.is_not_null()
     if bad.any():
         raise CorpusError(f"time column {col.name!r} in {where}: {int(bad.sum())} values are not dates or "

@@ -1,0 +1,201 @@
+"""Bring your own corpus: files, frames and DB tables into real DuckDB files; bad input; export; CLI."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pytest
+
+from hybridnb.cli import main
+from hybridnb.corpus import _export, _sources, _store
+from hybridnb.errors import CorpusError
+
+N = _sources.MIN_SEGMENTS + 40
+
+
+def tickets(n: int = N) -> pl.DataFrame:
+    """A small ticket export: string ids, a channel, a date, a truth column with some noise."""
+    topics = ["billing", "login", "shipping", None]
+    return pl.DataFrame({
+        "ticket_id": [f"T-{i:04d}" for i in range(n)],
+        "body": [f"ticket {i} about {topics[i % 4] or 'nothing much'} please help" for i in range(n)],
+        "channel": ["email" if i % 3 else "chat" for i in range(n)],
+        "opened": [f"2024-03-{1 + i % 28:02d} 10:{i % 60:02d}:00" for i in range(n)],
+        "label": [topics[i % 4] for i in range(n)],
+    })
+
+
+def write(df: pl.DataFrame, path) -> str:
+    {".parquet": df.write_parquet, ".csv": df.write_csv, ".jsonl": df.write_ndjson}[path.suffix](path)
+    return str(path)
+
+
+def store(tmp_path, name="c.duckdb"):
+    return _store.open_store(tmp_path / name)
+
+
+def rows(con, table: str) -> int:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if found[0][0] else 0
+
+
+def put(path, data) -> str:
+    """Write ``data`` (bytes or text) to ``path`` and return the path."""
+    (path.write_bytes if isinstance(data, bytes) else path.write_text)(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_load_a_file_with_metadata_and_truth(tmp_path, suffix):
+    df = tickets().with_columns(pl.when(pl.int_range(pl.len()) % 50 == 7).then(pl.lit("   "))
+                                .otherwise(pl.col("body")).alias("body"))
+    path = write(df, tmp_path / f"t{suffix}")
+    con = store(tmp_path)
+    s = _sources.load(con, path=path, text="body", id="ticket_id", role="channel", time="opened", truth="label")
+    skipped = sum(1 for i in range(N) if i % 50 == 7)
+    assert (s.kind, s.n_rows, s.n_skipped, s.id_column, s.has_truth) == ("file", N - skipped, skipped,
+                                                                          "ticket_id", True)
+    seg = con.sql("SELECT * FROM segments ORDER BY segment_id").pl()
+    assert seg["segment_id"].to_list() == list(range(N - skipped))
+    assert seg["source_id"][7] == "T-0008"  # row 7 was whitespace: skipped, the rest move up
+    assert seg["speaker_role"][0] == "chat" and seg["year"][0] == 2024
+    assert seg["ts"][0].isoformat() == "2024-03-01T10:00:00"
+    truth = con.sql("SELECT * FROM truth ORDER BY segment_id").pl()
+    assert truth["true_primary"][:4].to_list() == ["billing", "login", "shipping", None]
+    info = dict(con.execute("SELECT key, value FROM source_info").fetchall())
+    assert info["n_skipped_empty"] == str(skipped) and info["text_column"] == "body"
+
+
+def test_load_frames_and_a_db_table(tmp_path):
+    con = store(tmp_path)
+    s = _sources.load(con, data=tickets().to_pandas(), text="body")
+    assert (s.kind, s.n_rows, s.id_column, s.has_truth) == ("frame", N, None, False)
+    assert rows(con, "truth") == 0
+    con2 = store(tmp_path, "t.duckdb")
+    con2.register("incoming", tickets().to_arrow())
+    con2.execute("CREATE TABLE my_tickets AS SELECT * FROM incoming")
+    s2 = _sources.load(con2, table="my_tickets", text="body", id="ticket_id")
+    assert (s2.kind, s2.n_rows) == ("table", N)
+    with pytest.raises(CorpusError, match=r"no table 'nope' in the DB; tables there: .*my_tickets"):
+        _sources.load(con2, table="nope")
+
+
+def test_generator_is_one_source_with_truth(tmp_path):
+    con = store(tmp_path)
+    s = _sources.load(con, n=1_000, seed=4, progress=False)
+    assert (s.kind, s.n_rows, s.has_truth, s.id_column) == ("generator", 1_000, True, "segment_id")
+    noise = con.execute("SELECT count(*) FROM truth WHERE true_primary IS NULL").fetchall()[0][0]
+    assert 100 < noise < 300  # the generator's noise label becomes NULL (off-topic)
+    assert "noise" not in {r[0] for r in con.execute("SELECT DISTINCT true_primary FROM truth").fetchall()}
+    cols = [r[0] for r in con.execute("DESCRIBE segments").fetchall()]
+    assert "true_primary" not in cols and "is_noise" not in cols  # the analysis sees texts only
+
+
+def test_same_source_resumes_and_another_is_refused(tmp_path):
+    path = write(tickets(), tmp_path / "t.csv")
+    con = store(tmp_path)
+    first = _sources.load(con, path=path, text="body", id="ticket_id")
+    con.execute("INSERT INTO results VALUES ('marker', 1, '')")
+    assert _sources.load(con, path=path, text="body", id="ticket_id") == first
+    other = write(tickets(N + 5), tmp_path / "u.csv")
+    with pytest.raises(CorpusError, match="already holds another corpus"):
+        _sources.load(con, path=other, text="body")
+    assert rows(con, "segments") == N
+
+
+BAD = [
+    (lambda p: str(p / "missing.csv"), {}, r"input file not found: .*missing\.csv"),
+    (lambda p: (p / "dir.csv").mkdir() or str(p / "dir.csv"), {}, r"input is not a file"),
+    (lambda p: put(p / "x.xlsx", "x"), {}, r"use a \.parquet, \.csv"),
+    (lambda p: put(p / "e.csv", ""), {}, r"input file is empty"),
+    (lambda p: put(p / "c.parquet", b"PAR1 not really"), {},
+     r"cannot read .*c\.parquet as parquet"),
+    (lambda p: write(tickets(), p / "t.csv"), {"text": "text"},
+     r"no text column 'text' in .*t\.csv; its columns are: 'ticket_id', 'body', 'channel'"),
+    (lambda p: write(tickets(), p / "t.csv"), {"text": "body", "truth": "answer"}, r"no truth column 'answer'"),
+    (lambda p: put(p / "b.csv", b"id,text\n1,fine\n2,caf\xe9 au lait\n"), {},
+     r"is not UTF-8: byte 0xe9 on line 3"),
+    (lambda p: write(tickets().with_columns(ticket_id=pl.col("ticket_id").str.slice(0, 5)), p / "d.parquet"),
+     {"text": "body", "id": "ticket_id"}, r"duplicate ids \(first: 'T-000' on rows 1 and 2\)"),
+    (lambda p: write(tickets(_sources.MIN_SEGMENTS - 1), p / "s.jsonl"), {"text": "body"},
+     rf"has {_sources.MIN_SEGMENTS - 1} non-empty texts .*at least {_sources.MIN_SEGMENTS}"),
+    (lambda p: write(tickets(), p / "t.csv"), {"text": "body", "time": "channel"},
+     r"time column 'channel' .*not dates or timestamps \(first: 'chat'\)"),
+    (lambda p: write(tickets().with_row_index("n"), p / "t.csv"), {"text": "n"}, r"holds .*, not text"),
+]
+
+
+@pytest.mark.parametrize("make, kw, message", BAD)
+def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, make, kw, message):
+    path = make(tmp_path)
+    con = store(tmp_path)
+    with pytest.raises(CorpusError, match=message) as err:
+        _sources.load(con, path=path, **kw)
+    assert "\n" not in str(err.value)
+    assert rows(con, "segments") == 0 and rows(con, "source_info") == 0
+    good = write(tickets(), tmp_path / "good.parquet")  # the same DB then loads a good file
+    assert _sources.load(con, path=good, text="body").n_rows == N
+
+
+def test_a_failure_inside_the_write_leaves_nothing_half_written(tmp_path):
+    con = store(tmp_path)
+    con.execute("CREATE TABLE truth (segment_id BIGINT, true_primary INTEGER, true_secondary VARCHAR)")
+    with pytest.raises(duckdb.Error):  # segments go in first, then truth fails to take strings
+        _sources.load(con, data=tickets(), text="body", truth="label")
+    assert rows(con, "segments") == 0 and rows(con, "source_info") == 0
+
+
+def _with_final_labels(con, n: int):
+    con.execute("""CREATE TABLE IF NOT EXISTS final_labels (segment_id BIGINT, primary_label VARCHAR,
+        secondary_label VARCHAR, confidence DOUBLE, secondary_confidence DOUBLE)""")
+    con.execute(f"""INSERT INTO final_labels SELECT i, CASE WHEN i % 4 = 3 THEN NULL ELSE 'cat' || (i % 4) END,
+        CASE WHEN i % 2 = 0 THEN 'cost' END, 0.5 + (i % 5) / 10, NULL FROM range({n}) t(i)""")
+
+
+@pytest.mark.parametrize("ids, out", [("ticket_id", "labels.parquet"), (None, "labels.csv"),
+                                      ("num", "labels.jsonl")])
+def test_export_keys_labels_by_the_input_id_column(tmp_path, ids, out):
+    df = tickets().with_columns(num=pl.int_range(1000, 1000 + N))
+    con = store(tmp_path)
+    df = df.with_columns(body=pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("")).otherwise("body"))
+    _sources.load(con, data=df, text="body", id=ids)
+    _with_final_labels(con, N - 1)
+    con.close()
+    assert main(["corpus", "export", "--db", str(tmp_path / "c.duckdb"), "--labels", str(tmp_path / out)]) == 0
+    got = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson}[
+        (tmp_path / out).suffix](tmp_path / out)
+    key = ids or _export.ROW_COLUMN
+    assert got.columns == [key, "primary", "secondary", "confidence"]
+    assert got.height == N - 1
+    want_id = {"ticket_id": "T-0004", None: 4, "num": 1004}[ids]  # row 3 had no text: skipped
+    assert got[key][3] == want_id
+    assert got["secondary"][1] is None and got["secondary"][0] == "cost"
+    assert got["primary"][3] is None  # off-topic
+
+
+def test_export_before_a_run_is_one_clear_error(tmp_path, capsys):
+    _store.open_store(tmp_path / "c.duckdb").close()
+    assert main(["corpus", "export", "--db", str(tmp_path / "c.duckdb"), "--labels",
+                 str(tmp_path / "l.parquet")]) == 2
+    assert "no final labels yet" in capsys.readouterr().err
+    assert not (tmp_path / "l.parquet").exists()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_cli_generate_writes_texts_and_truth_that_load_back(tmp_path, suffix):
+    out = tmp_path / f"gen{suffix}"
+    assert main(["corpus", "generate", "--n", "400", "--seed", "2", "--out", str(out)]) == 0
+    df = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson}[suffix](out)
+    assert df.height == 400 and {"text", "true_primary", "true_secondary", "segment_id"} <= set(df.columns)
+    con = store(tmp_path)
+    s = _sources.load(con, path=str(out), id="segment_id", role="speaker_role", time="ts", truth="true_primary")
+    assert s.n_rows == 400 and s.has_truth
+    assert rows(con, "truth") == 400
+    assert con.execute("SELECT count(true_secondary) FROM truth").fetchall()[0][0] > 0  # found by name
+
+
+def test_cli_run_refuses_generator_options_with_an_input(tmp_path, capsys):
+    assert main(["corpus", "run", "--input", "x.csv", "--n", "5000", "--db", str(tmp_path / "c.duckdb")]) == 2
+    assert "--n and --shares are for the generator" in capsys.readouterr().err
+    assert main(["corpus", "run", "--truth", "label", "--db", str(tmp_path / "c.duckdb")]) == 2
+    assert "name columns of --input or --table" in capsys.readouterr().err
