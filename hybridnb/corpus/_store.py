@@ -12,27 +12,33 @@ import polars as pl
 
 from ..errors import CorpusError
 
-SCHEMA_VERSION = 2
-TABLES = ("segments", "embeddings", "embedding_vectors", "topics", "topic_assignments",
-          "taxonomy", "taxonomy_changes", "labels", "reason_calls", "runs", "results")
+SCHEMA_VERSION = 3
+TABLES = ("segments", "truth", "source_info", "embeddings", "embedding_vectors", "topics", "topic_assignments",
+          "taxonomy", "taxonomy_changes", "labels", "final_labels", "reason_calls", "runs", "results")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS segments (segment_id BIGINT PRIMARY KEY, event VARCHAR, year INTEGER,
-  session VARCHAR, vendor VARCHAR, speaker_role VARCHAR, ts TIMESTAMP, text VARCHAR,
-  true_primary VARCHAR, true_secondary VARCHAR, is_noise BOOLEAN);
+CREATE TABLE IF NOT EXISTS segments (segment_id BIGINT PRIMARY KEY, source_id VARCHAR, text VARCHAR,
+  speaker_role VARCHAR, ts TIMESTAMP, year INTEGER, event VARCHAR, session VARCHAR, vendor VARCHAR);
+CREATE TABLE IF NOT EXISTS truth (segment_id BIGINT, true_primary VARCHAR, true_secondary VARCHAR);
+CREATE TABLE IF NOT EXISTS source_info (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS embeddings (model VARCHAR, dim INTEGER, n BIGINT, seconds DOUBLE,
   created TIMESTAMP, location VARCHAR);
 CREATE TABLE IF NOT EXISTS embedding_vectors (segment_id BIGINT, vec FLOAT[]);
 CREATE TABLE IF NOT EXISTS topics (topic_id INTEGER, size BIGINT, keywords VARCHAR,
-  representative_ids VARCHAR, name VARCHAR, name_source VARCHAR);
-CREATE TABLE IF NOT EXISTS topic_assignments (segment_id BIGINT, topic_id INTEGER);
-CREATE TABLE IF NOT EXISTS taxonomy (version INTEGER, category VARCHAR, keywords VARCHAR,
+  representative_ids VARCHAR, common_rate DOUBLE, name VARCHAR, description VARCHAR, relevance VARCHAR,
+  name_source VARCHAR);
+CREATE TABLE IF NOT EXISTS topic_assignments (segment_id BIGINT, topic_id INTEGER, weight DOUBLE,
+  topic2 INTEGER, weight2 DOUBLE);
+CREATE TABLE IF NOT EXISTS taxonomy (version INTEGER, category VARCHAR, description VARCHAR, keywords VARCHAR,
   topics VARCHAR, is_noise BOOLEAN, created TIMESTAMP);
 CREATE TABLE IF NOT EXISTS taxonomy_changes (version INTEGER, change VARCHAR, category VARCHAR,
   detail VARCHAR, decided_by VARCHAR);
 CREATE TABLE IF NOT EXISTS labels (segment_id BIGINT, round INTEGER, taxonomy_version INTEGER,
-  label VARCHAR, secondary VARCHAR, source VARCHAR, split VARCHAR, confidence DOUBLE);
+  label VARCHAR, secondary VARCHAR, source VARCHAR, split VARCHAR, confidence DOUBLE,
+  secondary_confidence DOUBLE);
+CREATE TABLE IF NOT EXISTS final_labels (segment_id BIGINT, primary_label VARCHAR, secondary_label VARCHAR,
+  confidence DOUBLE, secondary_confidence DOUBLE);
 CREATE TABLE IF NOT EXISTS reason_calls (step VARCHAR, key VARCHAR, prompt_hash VARCHAR,
   choices VARCHAR, answer VARCHAR, valid BOOLEAN, decided VARCHAR, decided_by VARCHAR,
   tokens BIGINT, cost_usd DOUBLE, cached BOOLEAN, simulated BOOLEAN, model VARCHAR,
