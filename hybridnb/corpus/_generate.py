@@ -90,14 +90,14 @@ def _draw_primary(rng, spec: Spec, year_idx: np.ndarray, role: np.ndarray) -> np
 
 
 def _draw_secondary(rng, spec: Spec, primary: np.ndarray, multi: np.ndarray) -> np.ndarray:
-    """Secondary category (-1 for none); cost is a frequent secondary mention."""
+    """Secondary category (-1 for none); ``spec.frequent_secondary`` (cost) is a frequent one."""
     k = len(spec.categories)
     share = np.array([c.share for c in spec.categories]) + 1e-9
     other = rng.choice(k, len(primary), p=share / share.sum())
     clash = other == primary
     other[clash] = (primary[clash] + 1 + rng.integers(0, k - 1, clash.sum())) % k
-    if "cost" in spec.ids:
-        cost = spec.ids.index("cost")
+    if spec.frequent_secondary in spec.ids:
+        cost = spec.ids.index(spec.frequent_secondary)
         use_cost = (rng.random(len(primary)) < spec.cost_secondary) & (primary != cost)
         other = np.where(use_cost, cost, other)
     return np.where(multi, other, -1)
@@ -106,9 +106,9 @@ def _draw_secondary(rng, spec: Spec, primary: np.ndarray, multi: np.ndarray) -> 
 def _lexicon(spec: Spec) -> tuple[np.ndarray, dict[str, tuple[int, int]], np.ndarray]:
     """All words (then their ASR-corrupted copies), pools as (start, size), category starts."""
     pools, words = {}, []
-    for key, pool in [("filler", _vocab.FILLER), ("shared", _vocab.SHARED),
-                      ("logistics", _vocab.NOISE["logistics"].split()),
-                      ("banter", _vocab.NOISE["banter"].split())]:
+    logistics, banter = spec.noise_words or (_vocab.NOISE["logistics"].split(), _vocab.NOISE["banter"].split())
+    for key, pool in [("filler", _vocab.FILLER), ("shared", spec.shared or _vocab.SHARED),
+                      ("logistics", logistics), ("banter", banter)]:
         pools[key] = (len(words), len(pool))
         words += list(pool)
     cat_pool = np.zeros((len(spec.categories), 2), dtype=np.int64)

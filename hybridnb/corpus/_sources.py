@@ -99,9 +99,9 @@ def prepare(df: pl.DataFrame, where: str, *, text="text", id=None, role=None, ti
     df = df.with_row_index("_row")
     if id is not None:
         _check_ids(df[id], where)
-    if truth is not None and truth_secondary is None:
-        guess = truth.replace("primary", "secondary")
-        truth_secondary = guess if guess != truth and guess in df.columns else None
+    if truth is not None and truth_secondary is None:  # true_primary → true_secondary, intent → intent_secondary
+        guesses = [g for g in (truth.replace("primary", "secondary"), f"{truth}_secondary") if g != truth]
+        truth_secondary = next((g for g in guesses if g in df.columns), None)
     keep = df[text].cast(pl.String).str.strip_chars().str.len_chars().fill_null(0) > 0
     df = df.filter(keep)
     if df.height < MIN_SEGMENTS:

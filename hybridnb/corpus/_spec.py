@@ -35,6 +35,9 @@ class Spec:
     noise_scale: float = 1.0
     source: str = "default"
     extra: dict = field(default_factory=dict)
+    frequent_secondary: str | None = "cost"  # drawn as secondary at rate ``cost_secondary``
+    shared: tuple[str, ...] | None = None  # words every category uses (None: the default list)
+    noise_words: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (logistics, banter) words
 
     @property
     def ids(self) -> list[str]:
@@ -85,11 +88,32 @@ def _from_dict(data: dict, source: str) -> Spec:
     if not math.isclose(total, 1.0, abs_tol=SHARE_TOLERANCE):
         raise CorpusError(f"shares in {source} sum to {total:.4f}, not 1 (tolerance {SHARE_TOLERANCE})")
     multi = _rate(data, "multi_topic", 0.25, source)
-    cost2 = _rate(data, "cost_secondary", 0.4, source)
+    cost2 = _rate(data, "frequent_secondary_rate" if "frequent_secondary_rate" in data else "cost_secondary",
+                  0.4, source)
     noise = float(data.get("noise_scale", 1.0))
     if not 0 <= noise <= 1.6:
         raise CorpusError(f"noise_scale in {source} must be within [0, 1.6], got {noise}")
-    return Spec(cats, multi, cost2, noise, source)
+    ids = [c.id for c in cats]
+    frequent = data.get("frequent_secondary", "cost" if "cost" in ids else None)
+    if frequent is not None and frequent not in ids:
+        raise CorpusError(f"frequent_secondary {frequent!r} in {source} is not one of its categories: {ids}")
+    shared = _words(data["shared"], "shared", source) if "shared" in data else None
+    noise_words = None
+    if "noise" in data:
+        table = data["noise"] if isinstance(data["noise"], dict) else {}
+        if set(table) != {"logistics", "banter"}:
+            raise CorpusError(f"noise in {source} must be a table with `logistics` and `banter` word lists")
+        noise_words = (_words(table["logistics"], "noise.logistics", source),
+                       _words(table["banter"], "noise.banter", source))
+    return Spec(cats, multi, cost2, noise, source, frequent_secondary=frequent, shared=shared,
+                noise_words=noise_words)
+
+
+def _words(value, what: str, source: str) -> tuple[str, ...]:
+    words = value.split() if isinstance(value, str) else value
+    if not isinstance(words, (list, tuple)) or len(words) < 5 or not all(isinstance(w, str) for w in words):
+        raise CorpusError(f"{what} in {source} must be at least 5 words (a string or a list of strings)")
+    return tuple(words)
 
 
 def _rate(data: dict, key: str, default: float, source: str) -> float:

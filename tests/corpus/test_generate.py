@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -103,6 +104,9 @@ def test_custom_shares_json(tmp_path):
     ("[shares]\ncost = 1.2\ntalent = -0.2\n", ">= 0"),
     ("[shares\ncost = 0.5", "not valid"),
     ("multi_topic = 2\n[shares]\ncost = 0.5\ntalent = 0.5\n", "multi_topic"),
+    ('frequent_secondary = "x"\n[shares]\ncost = 0.5\ntalent = 0.5\n', "not one of its categories"),
+    ('shared = "too few"\n[shares]\ncost = 0.5\ntalent = 0.5\n', "at least 5 words"),
+    ('[noise]\nlogistics = "a b c d e"\n[shares]\ncost = 0.5\ntalent = 0.5\n', "logistics` and `banter"),
 ])
 def test_bad_shares_file(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -125,3 +129,57 @@ def test_words_come_from_the_primary_vocabulary(df):
     sample = df.filter(~pl.col("is_noise") & pl.col("true_secondary").is_null()).head(500)
     hits = [len(set(t.split()) & vocab[p]) > 0 for t, p in zip(sample["text"], sample["true_primary"])]
     assert np.mean(hits) > 0.97
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _default_words() -> set[str]:
+    from hybridnb.corpus import _vocab
+
+    words = set(_vocab.SHARED) | set(_vocab.FILLER)
+    for name, _, _, vocab in _vocab.CATEGORIES.values():
+        words |= set(vocab.split()) | set(name.lower().split())
+    for pool in _vocab.NOISE.values():
+        words |= set(pool.split())
+    return words
+
+
+def test_invented_vocabulary_shares_no_word_or_name_with_the_default():
+    spec, default = load_spec(DATA / "invented_apiary.toml"), load_spec(None)
+    mine = set(spec.shared) | set(spec.noise_words[0]) | set(spec.noise_words[1])
+    for c in spec.categories:
+        mine |= set(c.words)
+    assert not mine & _default_words()
+    assert not {c.id for c in spec.categories} & set(default.ids)
+    assert not {c.name for c in spec.categories} & {c.name for c in default.categories}
+    assert spec.frequent_secondary == "swarming"
+
+
+def test_invented_vocabulary_generates_its_own_words_and_shares():
+    from hybridnb.corpus import _vocab
+
+    spec = load_spec(DATA / "invented_apiary.toml")
+    out = generate(20_000, seed=3, shares=spec)
+    words = set(out["text"].str.split(" ").explode().unique().to_list())
+    leaked = words & (_default_words() - set(_vocab.FILLER))
+    assert not {w for w in leaked if len(w) > 3}  # only ASR-style corruptions of short words may collide
+    topical = out.filter(~pl.col("is_noise"))
+    order = topical["true_primary"].value_counts(sort=True)["true_primary"].to_list()
+    assert order[:2] == ["varroa", "forage"]
+    assert topical["true_secondary"].drop_nulls().value_counts(sort=True)["true_secondary"][0] == "swarming"
+
+
+@pytest.mark.parametrize("first, order", [
+    ("security", ["security_risk", "complexity", "cost"]),
+    ("complexity", ["complexity", "cost", "security_risk"]),
+    ("cost", ["cost", "security_risk", "complexity"]),
+])
+def test_close_race_files_put_the_top_three_within_two_points(first, order):
+    out = generate(100_000, seed=5, shares=DATA / f"close_race_{first}.toml")
+    topical = out.filter(~pl.col("is_noise"))
+    shares = topical["true_primary"].value_counts(sort=True, normalize=True)
+    assert shares["true_primary"][:3].to_list() == order
+    top = shares["proportion"][:3].to_list()
+    assert top[0] - top[2] < 0.02 and top[0] - top[1] > 0.002
+    assert topical["true_secondary"].drop_nulls().value_counts(sort=True)["true_secondary"][0] == "cost"

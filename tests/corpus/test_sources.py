@@ -199,3 +199,20 @@ def test_cli_run_refuses_generator_options_with_an_input(tmp_path, capsys):
     assert "--n and --shares are for the generator" in capsys.readouterr().err
     assert main(["corpus", "run", "--truth", "label", "--db", str(tmp_path / "c.duckdb")]) == 2
     assert "name columns of --input or --table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["intents.csv", "intents.jsonl"])
+def test_the_hand_written_intent_corpus_loads_with_its_answer_key(tmp_path, name):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / name
+    con = store(tmp_path)
+    s = _sources.load(con, path=str(path), text="message", id="ticket_id", role="channel", time="created",
+                      truth="intent")
+    assert (s.n_skipped, s.n_rows, s.has_truth) == (3, 637, True)  # three blank messages
+    got = dict(con.execute("""SELECT coalesce(true_primary, '(off-topic)'), count(*) FROM truth
+                              GROUP BY 1""").fetchall())
+    assert max(got, key=got.get) == "connection_drops" and got["(off-topic)"] > 10
+    second = dict(con.execute("""SELECT true_secondary, count(*) FROM truth WHERE true_secondary IS NOT NULL
+                                 GROUP BY 1""").fetchall())  # intent_secondary found by name
+    assert max(second, key=second.get) == "bill_dispute"
