@@ -1,7 +1,8 @@
 """Where a corpus comes from: the analyst's file, frame or DuckDB table, or the bundled generator.
 
 :func:`load` writes three tables in one transaction: ``segments`` (what the analysis reads:
-texts and optional metadata), ``truth`` (true labels, read only by quality) and ``source_info``.
+texts and optional metadata), ``truth`` (true labels, read only by quality) and ``source_info``
+(tables created by ``_store.open_store``).
 Only this module (and the generator's own modules) may import the generator.
 """
 
@@ -22,12 +23,6 @@ MIN_SEGMENTS = 200
 DEFAULT_N = 230_000
 META = ("event", "session", "vendor")  # carried over when the input has columns of these names
 
-DDL = """
-CREATE TABLE IF NOT EXISTS segments (segment_id BIGINT PRIMARY KEY, source_id VARCHAR, text VARCHAR,
-  speaker_role VARCHAR, ts TIMESTAMP, year INTEGER, event VARCHAR, session VARCHAR, vendor VARCHAR);
-CREATE TABLE IF NOT EXISTS truth (segment_id BIGINT, true_primary VARCHAR, true_secondary VARCHAR);
-CREATE TABLE IF NOT EXISTS source_info (key VARCHAR PRIMARY KEY, value VARCHAR);
-"""
 SEGMENT_COLUMNS = ("segment_id", "source_id", "text", "speaker_role", "ts", "year", "event", "session",
                    "vendor")
 
@@ -187,7 +182,6 @@ def _load_generated(con, n: int, seed: int, shares, progress: bool) -> SourceSum
 
 def _existing(con, info: dict) -> SourceSummary | None:
     """The summary of the corpus already in the DB when it is the same source; None when empty."""
-    con.execute(DDL)
     stored = dict(con.execute("SELECT key, value FROM source_info").fetchall())
     has_rows = con.execute("SELECT count(*) FROM segments").fetchall()[0][0] > 0
     if not stored or not has_rows:

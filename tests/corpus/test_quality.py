@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from hybridnb.corpus import _quality as Q
-from hybridnb.corpus import _sources, _store
+from hybridnb.corpus import _store
 
 
 def frame(pred, true, sec=None, true_sec=None) -> pl.DataFrame:
@@ -128,11 +128,7 @@ def test_wilson_interval_known_value():
 
 
 def _db(tmp_path):
-    con = _store.open_store(tmp_path / "q.duckdb")
-    con.execute(_sources.DDL)
-    con.execute("""CREATE TABLE IF NOT EXISTS final_labels (segment_id BIGINT, primary_label VARCHAR,
-        secondary_label VARCHAR, confidence DOUBLE, secondary_confidence DOUBLE)""")
-    return con
+    return _store.open_store(tmp_path / "q.duckdb")
 
 
 def test_evaluate_writes_truth_figures_to_the_db(tmp_path):

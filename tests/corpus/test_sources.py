@@ -139,6 +139,7 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(tmp_path, make, kw,
 
 def test_a_failure_inside_the_write_leaves_nothing_half_written(tmp_path):
     con = store(tmp_path)
+    con.execute("DROP TABLE truth")
     con.execute("CREATE TABLE truth (segment_id BIGINT, true_primary INTEGER, true_secondary VARCHAR)")
     with pytest.raises(duckdb.Error):  # segments go in first, then truth fails to take strings
         _sources.load(con, data=tickets(), text="body", truth="label")
@@ -146,10 +147,9 @@ def test_a_failure_inside_the_write_leaves_nothing_half_written(tmp_path):
 
 
 def _with_final_labels(con, n: int):
-    con.execute("""CREATE TABLE IF NOT EXISTS final_labels (segment_id BIGINT, primary_label VARCHAR,
-        secondary_label VARCHAR, confidence DOUBLE, secondary_confidence DOUBLE)""")
-    con.execute(f"""INSERT INTO final_labels SELECT i, CASE WHEN i % 4 = 3 THEN NULL ELSE 'cat' || (i % 4) END,
-        CASE WHEN i % 2 = 0 THEN 'cost' END, 0.5 + (i % 5) / 10, NULL FROM range({n}) t(i)""")
+    con.execute(f"""INSERT INTO final_labels (segment_id, primary_label, secondary_label, confidence)
+        SELECT i, CASE WHEN i % 4 = 3 THEN NULL ELSE 'cat' || (i % 4) END,
+        CASE WHEN i % 2 = 0 THEN 'cost' END, 0.5 + (i % 5) / 10 FROM range({n}) t(i)""")
 
 
 @pytest.mark.parametrize("ids, out", [("ticket_id", "labels.parquet"), (None, "labels.csv"),
