@@ -1,4 +1,10 @@
-"""Validate categories on a held-out sample, then move the bulk labelling to local compute."""
+"""Validate on a held-out sample, then move the bulk labelling to local compute.
+
+Bulk labellers: ``distilled`` (default) — a linear classifier trained on the stable labels, CPU,
+ledgered as compute time; ``local-llm`` — ``hybridnb.map(..., route="local", choices=taxonomy)``
+(a vLLM server/engine on a GPU, or the embedded model for a small n on CPU), ledgered by the
+dispatcher as local calls priced by compute time.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +13,86 @@ import time
 import numpy as np
 import polars as pl
 
-from ..config import get_settings
-from ..core.dispatcher import get_dispatcher
-from . import _labels
-from . import _store
-from ._reasoning import Decision, decide
+from .. import get_dispatcher, get_settings
+from . import _labels, _store
+from ._reasoning import ask
+from ._stages import answered, evidence, label_asks
+
+LLM_TEMPLATE = ("Segment: {text}\nWhich category is this segment mainly about? Answer with one of the "
+                "categories, or off-topic.")
 
 
 def stage_validate(wf) -> int:
-    """The reasoning route labels a held-out sample; evidence is the v2 keywords (not the labeller)."""
-    idx = wf.sample_index("holdout")
-    texts = [wf.texts()[i] for i in idx]
+    """The reasoning route labels a held-out sample (primary + secondary); the stand-in answers offline."""
+    idx = wf.sample_index("validate")
     v2 = wf.taxonomy(2)
-    names, score = _labels.keyword_scores(texts, {k: v["keywords"] for k, v in v2.categories.items()})
-    prior = wf.final_train_shares()
-    decisions = []
-    for i, t in enumerate(texts):
-        # ties (e.g. no keyword at all) are broken by how common a category is
-        order = sorted(range(len(names)), key=lambda j: (-score[i, j], -prior.get(names[j], 0)))
-        ranked = [names[j] for j in order[:5]]
-        prompt = (f"Transcript segment: \"{t}\"\nWhich CTO priority is this segment mainly about? "
-                  f"Options, most likely first: {'; '.join(ranked)}.")
-        decisions.append(Decision(f"seg:{wf.segment_id(idx[i])}", prompt, ranked, ranked[0]))
-    answers = decide(wf.con, "validate", decisions, wf.opts.trust, template="validate")
-    labels = np.array([answers[d.key] for d in decisions])
-    by = dict(_store.frame(wf.con, "SELECT key, decided_by FROM reason_calls WHERE step = 'validate'")
-              .iter_rows())
+    prim, sec = evidence(wf, idx, v2)
+    asks = label_asks(wf, idx, wf.texts(), v2.names, prim, sec)
+    answers = ask(wf.con, "validate", asks, wf.opts.trust)
+    pairs = [answered(answers[a.key].value) for a in asks]
     frame = pl.DataFrame({
-        "segment_id": [wf.segment_id(i) for i in idx], "round": [None] * len(idx),
-        "taxonomy_version": [2] * len(idx), "label": labels.tolist(), "secondary": [None] * len(idx),
-        "source": [by.get(d.key, "evidence") for d in decisions], "split": ["holdout"] * len(idx),
-        "confidence": [None] * len(idx)},
-        schema_overrides={"round": pl.Int32, "secondary": pl.String, "confidence": pl.Float64})
-    _store.write_frame(wf.con, "labels", frame, replace_where="split = 'holdout'")
+        "segment_id": [wf.segment_id(i) for i in idx], "round": pl.Series([None] * len(idx), dtype=pl.Int32),
+        "taxonomy_version": [2] * len(idx), "label": pl.Series([p or None for p, _ in pairs], dtype=pl.String),
+        "secondary": pl.Series([s or None for _, s in pairs], dtype=pl.String),
+        "source": [answers[a.key].decided_by for a in asks], "split": ["validate"] * len(idx),
+        "confidence": pl.Series([None] * len(idx), dtype=pl.Float64)})
+    _store.write_frame(wf.con, "labels", frame, replace_where="split = 'validate'")
     return len(idx)
 
 
 def stage_distil(wf) -> int:
-    """Train the local labeller on the stable fine-tuning labels and label every segment."""
+    """Label every segment with the chosen bulk labeller; write ``final_labels``."""
+    if wf.opts.labeller == "local-llm":
+        frame, seconds, model_id = _llm_labels(wf)
+    else:
+        frame, seconds, model_id = _distilled(wf)
+        _ledger_compute(wf, seconds, frame.height, model_id)
+    _store.write_frame(wf.con, "final_labels", frame, replace_where="true")
+    _store.set_result(wf.con, "local_label_seconds", seconds, rows=frame.height, labeller=wf.opts.labeller,
+                      model=model_id)
+    return frame.height
+
+
+def _distilled(wf):
     idx = wf.sample_index("train")
-    texts, emb = wf.texts(), wf.embeddings()
-    y = wf.final_train_labels()
+    texts = wf.texts()
+    y, y2 = wf.final_train_labels()
     t0 = time.perf_counter()
-    model = _labels.LocalLabeller(wf.opts.seed).fit([texts[i] for i in idx], emb[idx], y)
-    t_fit = time.perf_counter() - t0
-    prim, sec, conf = [], [], []
-    step = 50_000
+    model = _labels.LocalLabeller(wf.opts.seed).fit([texts[i] for i in idx], wf.embeddings(idx), y, y2, wf.opts.seed)
+    _store.set_result(wf.con, "local_fit_seconds", time.perf_counter() - t0, secondary_threshold=model.threshold)
+    parts, step = [], 50_000
     bar = wf.bar("bulk label", len(texts))
+    emb = wf.embeddings()
     for s in range(0, len(texts), step):
-        p, q, c = model.predict(texts[s:s + step], emb[s:s + step])
-        prim.append(p), sec.append(q), conf.append(c)
+        parts.append(model.predict(texts[s:s + step], None if emb is None else emb[s:s + step]))
         if bar:
             bar(min(s + step, len(texts)), len(texts))
-    seconds = time.perf_counter() - t0
-    ids = wf.segments()["segment_id"].to_numpy()
+    prim, sec, conf, conf2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
     frame = pl.DataFrame({
-        "segment_id": ids, "round": pl.Series([None] * len(ids), dtype=pl.Int32),
-        "taxonomy_version": np.full(len(ids), 2, dtype=np.int32),
-        "label": np.concatenate(prim).astype(str), "secondary": pl.Series(np.concatenate(sec).tolist(), dtype=pl.String),
-        "source": "local", "split": "all", "confidence": np.concatenate(conf)})
-    _store.write_frame(wf.con, "labels", frame, replace_where="source = 'local'")
-    _ledger_compute(wf, seconds, len(ids), model.model_id)
-    _store.set_result(wf.con, "local_fit_seconds", t_fit)
-    _store.set_result(wf.con, "local_label_seconds", seconds - t_fit, rows=len(ids))
-    return len(ids)
+        "segment_id": wf.segments()["segment_id"].to_numpy(),
+        "primary_label": pl.Series(prim.tolist(), dtype=pl.String),
+        "secondary_label": pl.Series(sec.tolist(), dtype=pl.String),
+        "confidence": conf.astype(float), "secondary_confidence": conf2.astype(float)})
+    return frame.with_columns(pl.col("secondary_confidence").fill_nan(None)), time.perf_counter() - t0, model.model_id
+
+
+def _llm_labels(wf):
+    """Bulk labels through ``hybridnb.map`` on the local route, constrained to the taxonomy."""
+    import hybridnb
+
+    names = wf.taxonomy(2).names
+    segs = wf.segments().select("segment_id", "text")
+    t0 = time.perf_counter()
+    out = hybridnb.map(segs, LLM_TEMPLATE, route="local", choices=names + ["off-topic"], progress=wf.progress,
+                       system="Categories: " + "; ".join(names))
+    ans = out["answer"].to_list()
+    prim = [a if a in names else None for a in ans]
+    frame = pl.DataFrame({"segment_id": out["segment_id"], "primary_label": pl.Series(prim, dtype=pl.String),
+                          "secondary_label": pl.Series([None] * len(prim), dtype=pl.String),
+                          "confidence": pl.Series([None] * len(prim), dtype=pl.Float64),
+                          "secondary_confidence": pl.Series([None] * len(prim), dtype=pl.Float64)})
+    target = get_dispatcher().resolve("local")
+    return frame, time.perf_counter() - t0, target.model
 
 
 def _ledger_compute(wf, seconds: float, rows: int, model_id: str) -> None:

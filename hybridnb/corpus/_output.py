@@ -9,9 +9,13 @@ import polars as pl
 
 from . import _report
 from . import _store
-from ._reasoning import calls
 
-TARGETS = {"top_two_correct": 1.0, "ranking_spearman": 0.9, "local_macro_f1_vs_truth": 0.85}
+TARGETS = {"quality.top2_correct": 1.0, "quality.spearman_primary": 0.95, "quality.macro_f1": 0.9}
+STAND_IN_NOTE = ("\n*No reasoning API was configured: every reasoning-route decision above (topic names, "
+                 "consolidation, taxonomy v2, reviews, validation) was taken by the **deterministic stand-in** "
+                 "(c-TF-IDF keywords, centroid similarity, keyword overlap, classifier disagreements), not by a "
+                 "model. The stand-in model was not run; each call's tokens were counted and priced at the "
+                 "reference model, marked simulated in the ledger.*\n")
 
 
 def report_paths(wf):
@@ -20,13 +24,14 @@ def report_paths(wf):
 
 
 def stage_report(wf) -> int:
-    q = _report.quality(wf.con)
-    for k, v in q.items():
-        _store.set_result(wf.con, k, v, target=TARGETS.get(k))
-    cost = _report.costs(wf.con, wf.run_id, wf.opts.n)
+    from . import _quality
+
+    q = _quality.evaluate(wf.con)
+    n = wf.con.execute("SELECT count(*) FROM segments").fetchall()[0][0]
+    cost = _report.costs(wf.con, wf.run_id, n)
     _replace_table(wf.con, "cost_comparison", cost)
     md, html = report_paths(wf)
-    md.write_text(markdown(wf, q, cost), encoding="utf-8")
+    md.write_text(markdown(wf, q, cost, n), encoding="utf-8")
     charts(wf.con, cost).save(str(html))
     return 1
 
@@ -40,9 +45,10 @@ def _replace_table(con, table: str, df: pl.DataFrame) -> None:
 def build_result(wf, timings, resumed):
     from ._workflow import Result
 
-    q = dict(_store.frame(wf.con, "SELECT name, value FROM results").iter_rows())
+    q = {k: v for k, v in _store.frame(wf.con, "SELECT name, value FROM results").iter_rows() if v is not None}
     cost = _store.frame(wf.con, "SELECT * FROM cost_comparison")
-    return Result(wf.db, report_paths(wf)[0], timings, q, _report.ranking(wf.con), cost, resumed)
+    return Result(wf.db, report_paths(wf)[0], timings, q, _report.ranking(wf.con), cost, resumed,
+                  _report.secondary_ranking(wf.con))
 
 
 def table(df: pl.DataFrame, floats: str = "{:.3f}") -> str:
@@ -55,42 +61,41 @@ def table(df: pl.DataFrame, floats: str = "{:.3f}") -> str:
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in df.iter_rows())
 
 
-def markdown(wf, q: dict, cost: pl.DataFrame) -> str:
+def markdown(wf, q, cost: pl.DataFrame, n: int) -> str:
     con = wf.con
     rank = _report.ranking(con).with_row_index("rank", offset=1)
-    truth = _report.truth_mapping(con)
-    rank = rank.with_columns(pl.col("category").replace_strict(truth, default=None).alias("maps_to_truth"))
+    sec = _report.secondary_ranking(con).with_row_index("rank", offset=1)
     runs = _store.frame(con, "SELECT stage, seconds, rows FROM runs WHERE status = 'done' ORDER BY started")
-    quality = pl.DataFrame([{"figure": k, "value": float(v), "target": TARGETS.get(k)} for k, v in q.items()],
-                           schema_overrides={"target": pl.Float64})
     agree = _store.frame(con, "SELECT name AS rounds, value AS agreement, detail FROM results "
                               "WHERE name LIKE 'agreement_round_%' ORDER BY name")
-    role = _pivot(_report.ranking(con, "speaker_role"), "speaker_role")
-    year = _pivot(_report.ranking(con, "year"), "year")
+    v1 = _store.frame(con, "SELECT category, description, keywords, topics, is_noise AS off_topic FROM taxonomy "
+                           "WHERE version = 1 ORDER BY is_noise, category")
     diff = _store.frame(con, "SELECT change, category, detail, decided_by FROM taxonomy_changes "
                              "WHERE version = 2 ORDER BY change, category")
     usd = cost.with_columns(pl.col("usd").map_elements(lambda x: f"${x:,.4f}" if x is not None else "n/a",
                                                        return_dtype=pl.String))
-    stand_in = bool(calls(con)["simulated"].any()) if calls(con).height else False
+    who = _report.reasoning_summary(con)
+    stand_in = who.height > 0 and who["decided_by_stand_in"].sum() > 0
+    src = dict(con.execute("SELECT key, value FROM source_info").fetchall())
     parts = [
-        f"# CTO priorities from {wf.opts.n:,} transcript segments\n",
-        f"DB `{wf.db}` · run `{wf.run_id}` · seed {wf.opts.seed} · shares: {wf.spec.source} · "
-        f"every figure below is a query over the DB (tables `results`, `labels`, `taxonomy`, "
-        f"`taxonomy_changes`, `reason_calls`, `cost_comparison`, `runs`).\n",
-        "## Ranking of priorities (primary concern, share of on-topic segments, local labels)\n",
-        table(rank.head(20), "{:.4f}"),
-        "\n## Secondary mentions (share of on-topic segments)\n", table(_report.secondary_ranking(con), "{:.4f}"),
-        "\n## By speaker role (primary share)\n", table(role, "{:.3f}"),
-        "\n## By year (primary share)\n", table(year, "{:.3f}"),
-        "\n## Taxonomy v1 → v2\n", table(diff),
+        f"# Priorities discovered in {n:,} segments\n",
+        f"DB `{wf.db}` · run `{wf.run_id}` · source: {src.get('kind', '?')} {src.get('path') or src.get('table') or ''}"
+        f" · off-topic/noise: {_report.off_topic_share(con):.1%} of segments · every figure below is a query over "
+        f"the DB (tables `final_labels`, `taxonomy`, `taxonomy_changes`, `reason_calls`, `results`, `runs`).\n",
+        "## Ranking of priorities (primary concern, share of on-topic segments)\n", table(rank.head(25), "{:.4f}"),
+        "\n## Secondary mentions (share of on-topic segments that also mention the category)\n",
+        table(sec.head(25), "{:.4f}"),
+    ]
+    for by in ("speaker_role", "year"):
+        if con.execute(f"SELECT count({by}) FROM segments").fetchall()[0][0]:
+            parts += [f"\n## By {by.replace('_', ' ')} (primary share)\n", table(_pivot(_report.ranking(con, by), by), "{:.3f}")]
+    parts += [
+        "\n## Taxonomy v1 (discovered)\n", table(v1),
+        "\n## Taxonomy v1 → v2 (from the label rounds' disagreements)\n", table(diff),
         "\n## Label stability (agreement between successive rounds)\n", table(agree),
-        "\n## Reasoning calls\n", table(_report.reasoning_summary(con), "{:.5f}"),
-        ("\n*The reasoning route was the offline stand-in (a small CPU model priced as the reference "
-         "model): it cannot really reason, so every decision above was taken by the recorded evidence "
-         "(keywords, centroids, classifier) and the stand-in's answers are shown for transparency. "
-         "With a real reasoning API the model's valid answers decide.*\n" if stand_in else ""),
+        "\n## Reasoning calls (who decided)\n", table(who, "{:.5f}"), STAND_IN_NOTE if stand_in else "",
         "\n## Cost comparison (from the ledger)\n", table(usd, "{:.4f}"),
-        "\n## Quality against ground truth\n", table(quality, "{:.3f}"),
+        "\n## Quality\n", q.to_markdown() if q.kind != "none" else "No truth column and no held-out labels.\n",
         "\n## Stage timings\n", table(runs, "{:.1f}"),
     ]
     return "\n".join(parts)

@@ -1,14 +1,15 @@
-"""Constrained decisions on the reasoning route, checked against deterministic evidence.
+"""Structured questions to the reasoning route, each with the deterministic stand-in's own answer.
 
-Each decision asks the reasoning model to *choose* among candidates (``choices=``) that
-deterministic evidence (keywords, centroids, a classifier) ranked. Who decides is recorded:
+Every question (:class:`Ask`) carries a JSON schema (or a closed set of choices) and the answer the
+offline stand-in derives from the evidence. Who decided is recorded per call in ``reason_calls``:
 
-* ``reason``   — the reasoning model's valid answer was used (a real reasoning API);
-* ``evidence`` — the evidence's choice was used: the route is the offline stand-in (which
-  cannot reason), the answer was invalid, or the call failed.
+* ``reason``   — a real reasoning model's valid answer was used;
+* ``stand-in`` — no reasoning API is configured: the deterministic stand-in answered. The model is
+  *not* run; the call's tokens are counted and priced at the reference model and ledgered as
+  simulated (so the economics stay visible without the waste);
+* ``evidence`` — the model's answer was invalid or the call failed (or ``trust="evidence"``).
 
-Answers are stored in the ``reason_calls`` table as they arrive, so an interrupted run
-resumes without asking (or paying) twice; the core cache is a second line of defence.
+Answers are stored as they arrive, so an interrupted run resumes without asking (or paying) twice.
 """
 
 from __future__ import annotations
@@ -16,105 +17,147 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
-from ..core.calls import template_hash
-from ..core.dispatcher import get_dispatcher
 from ..errors import HybridnbError
+from . import _core
 
-SYSTEM = ("You are helping an analyst code tech-conference transcripts by the priorities of CTOs. "
-          "Answer with exactly one of the allowed options.")
-TRUST = ("auto", "reason", "evidence")
-EMBEDDED_CHUNK = 2
+SYSTEM = ("You are helping an analyst find and code the themes of a corpus of transcript segments. "
+          "Answer in the requested JSON format only.")
+TRUST = ("auto", "evidence")
 
 
 @dataclass
-class Decision:
-    """One question: the prompt, allowed answers, and the evidence's own answer."""
+class Ask:
+    """One question: the prompt, its JSON schema or choices, and the stand-in's answer."""
 
     key: str
     prompt: str
-    choices: list[str]
-    evidence: str
+    evidence: Any  # the stand-in's answer: a dict for a schema, a string for choices
+    schema: dict | None = None
+    choices: list[str] | None = None
+    max_tokens: int = 400
 
 
-def decide(con, step: str, decisions: list[Decision], trust: str = "auto",
-           template: str = "") -> dict[str, str]:
-    """Answer every decision (stored answers first); returns key -> decided choice."""
+@dataclass
+class Answer:
+    value: Any
+    decided_by: str
+
+
+def ask(con, step: str, asks: list[Ask], trust: str = "auto") -> dict[str, Answer]:
+    """Answer every question (stored answers first); returns key -> :class:`Answer`."""
     if trust not in TRUST:
         raise HybridnbError(f"trust must be one of {TRUST}, got {trust!r}")
-    done = _stored(con, step)
-    todo = [d for d in decisions if d.key not in done]
-    if todo and trust != "evidence":
-        _ask(con, step, todo, trust, template)
+    todo = [a for a in asks if a.key not in _stored(con, step)]
+    if todo and trust == "evidence":
+        for a in todo:
+            _store(con, step, a, None, "evidence")
     elif todo:
-        for d in todo:
-            _store(con, step, d, None, trust="evidence")
+        _ask(con, step, todo)
     done = _stored(con, step)
-    return {d.key: done[d.key] for d in decisions}
+    return {a.key: done[a.key] for a in asks}
 
 
-def _stored(con, step: str) -> dict[str, str]:
-    rows = con.execute("SELECT key, decided FROM reason_calls WHERE step = ?", [step]).fetchall()
-    return dict(rows)
+def _stored(con, step: str) -> dict[str, Answer]:
+    rows = con.execute("SELECT key, decided, decided_by FROM reason_calls WHERE step = ?", [step]).fetchall()
+    return {k: Answer(json.loads(v), by) for k, v, by in rows}
 
 
-def _ask(con, step: str, todo: list[Decision], trust: str, template: str) -> None:
-    d = get_dispatcher()
-    try:
-        target = d.resolve("reason")
-    except HybridnbError as exc:  # no key and no offline stand-in: evidence decides, visibly
-        for dec in todo:
-            _store(con, step, dec, None, trust="evidence", error=f"{type(exc).__name__}: {exc}")
-        return
-    from ..core.calls import build_request
-
+def _requests(con, step: str, todo: list[Ask], model: str):
     row = con.execute("SELECT value FROM schema_info WHERE key = 'run_id'").fetchall()
     tags = {"batch": f"corpus:{row[0][0] if row else '-'}:{step}", "notebook": "corpus",
-            "template": template_hash(template or step)}
-    requests = [build_request(dec.prompt, target.model, system=SYSTEM, choices=dec.choices,
-                              max_tokens=16, tags=tags) for dec in todo]
+            "template": _core.template_hash(step)}
+    return [_core.build_request(a.prompt, model, system=SYSTEM, choices=a.choices,
+                                json_schema=a.schema, max_tokens=a.max_tokens, tags=tags)
+            for a in todo]
 
+
+def _ask(con, step: str, todo: list[Ask]) -> None:
+    try:
+        target = _core.reasoning_target()
+    except HybridnbError as exc:  # nothing configured at all: evidence decides, visibly
+        for a in todo:
+            _store(con, step, a, None, "evidence", error=f"{type(exc).__name__}: {exc}")
+        return
+    requests = _requests(con, step, todo, target.model)
+    if target.simulated:  # the offline stand-in: count and price the tokens, never run the model
+        answers = [json.dumps(a.evidence) if a.schema else str(a.evidence) for a in todo]
+        for a, (tokens, usd) in zip(todo, _core.ledger_simulated(requests, answers, target)):
+            _store(con, step, a, None, "stand-in", tokens=tokens, cost=usd, simulated=True,
+                   model=target.price_model)
+        return
     failed: list[BaseException] = []
 
     def on_result(i, resp):
         try:
-            _store(con, step, todo[i], resp, trust=trust)
+            _store(con, step, todo[i], resp, "reason")
         except BaseException as exc:  # the dispatcher's loop must not swallow it
             failed.append(exc)
-
-    # the embedded stand-in scores every choice of a batch at once: small chunks bound its memory
-    chunk = EMBEDDED_CHUNK if target.backend_name == "embedded" else len(requests)
     try:
-        for start in range(0, len(requests), chunk):
-            d.run(requests[start:start + chunk], "reason",
-                  on_result=lambda i, resp, s=start: on_result(s + i, resp))
+        from .. import get_dispatcher
+
+        get_dispatcher().run(requests, "reason", on_result=on_result)
         if failed:
             raise failed[0]
     except HybridnbError as exc:  # e.g. budget exceeded: what is missing falls back to evidence
-        left = [dec for dec in todo if dec.key not in _stored(con, step)]
-        for dec in left:
-            _store(con, step, dec, None, trust="evidence", error=f"{type(exc).__name__}: {exc}")
+        left = [a for a in todo if a.key not in _stored(con, step)]
+        for a in left:
+            _store(con, step, a, None, "evidence", error=f"{type(exc).__name__}: {exc}")
 
 
-def _store(con, step: str, dec: Decision, resp, trust: str, error: str | None = None) -> None:
-    answer = valid = None
-    tokens, cost, cached, simulated, model = 0, 0.0, False, False, None
+def parse(a: Ask, resp) -> tuple[Any, bool]:
+    """The model's answer and whether it fits the question (schema keys and enums, or choices)."""
+    text = (resp.text or "").strip()
+    if a.choices is not None:
+        return text, text in a.choices
+    value = getattr(resp, "json", None)
+    if value is None:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text, False
+    return value, _fits(value, a.schema or {})
+
+
+def _fits(value, schema: dict) -> bool:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return value in schema["enum"]
+    if kind == "object":
+        props = schema.get("properties", {})
+        return (isinstance(value, dict) and all(k in value for k in schema.get("required", []))
+                and all(_fits(value[k], props[k]) for k in props if k in value))
+    if kind == "array":
+        return isinstance(value, list) and all(_fits(v, schema.get("items", {})) for v in value)
+    if kind == "string":
+        return isinstance(value, str) and 0 < len(value.strip()) <= schema.get("maxLength", 10_000)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return True
+
+
+def _store(con, step: str, a: Ask, resp, who: str, error: str | None = None, tokens: int = 0,
+           cost: float = 0.0, simulated: bool = False, model: str | None = None) -> None:
+    answer, valid, cached = None, None, False
     if resp is not None:
-        answer = (resp.text or "").strip()
-        valid = resp.error is None and answer in dec.choices
+        answer, valid = parse(a, resp)
         tokens = resp.usage.input_tokens + resp.usage.output_tokens
         cost, cached, simulated, model = resp.cost_usd, resp.cached, resp.simulated, resp.model
         if resp.error is not None:
-            error = f"{type(resp.error).__name__}: {resp.error}"
-    use_reason = bool(valid) and (trust == "reason" or (trust == "auto" and not simulated))
-    decided = answer if use_reason else dec.evidence
+            error, valid = f"{type(resp.error).__name__}: {resp.error}", False
+        if not valid:
+            who = "evidence"
+    decided = answer if who == "reason" else a.evidence
     con.execute(
         "INSERT INTO reason_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [step, dec.key, hashlib.sha256(dec.prompt.encode()).hexdigest()[:16], json.dumps(dec.choices),
-         answer, valid, decided, "reason" if use_reason else "evidence", tokens, cost, cached,
-         simulated, model, error])
+        [step, a.key, hashlib.sha256(a.prompt.encode()).hexdigest()[:16],
+         json.dumps(a.choices if a.choices is not None else a.schema), None if answer is None else json.dumps(answer),
+         valid, json.dumps(decided), who, tokens, cost, cached, simulated, model, error])
 
 
 def calls(con, step: str | None = None) -> pl.DataFrame:

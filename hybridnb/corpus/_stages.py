@@ -1,4 +1,7 @@
-"""The workflow's stages; each writes its outputs to the DuckDB file and can be skipped on resume."""
+"""The workflow's analysis stages; each writes its outputs to the DuckDB file and can be skipped on resume.
+
+The analysis reads only the ``segments`` table (texts and optional metadata) and its own tables.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,28 @@ import numpy as np
 import polars as pl
 
 from ..errors import CorpusError
-from . import _labels
-from . import _store
-from . import _taxonomy
-from ._embed import embed, load_embedder
-from ._generate import generate
+from . import _labels, _store
+from ._embed import embed
 from ._iterate import taxonomy_v2
-from ._reasoning import Decision, decide
+from ._reasoning import Ask, ask
+from ._taxonomy import taxonomy_v1
 from ._topics import fit_topics
 
+NO_EMBEDDER = "none"
 
-def stage_generate(wf) -> int:
-    df = generate(wf.opts.n, wf.opts.seed, wf.opts.shares)
-    _store.write_frame(wf.con, "segments", df, replace_where="true")
-    return df.height
+
+def stage_load(wf) -> int:
+    from . import _sources
+
+    summary = _sources.load(wf.con, **wf.source)
+    wf._cache.clear()
+    return summary.n_rows
 
 
 def stage_embed(wf) -> int:
+    if wf.opts.embedder == NO_EMBEDDER:
+        return 0
     texts = wf.texts()
-    if not texts:
-        raise CorpusError("the corpus is empty: nothing to embed")
     t0 = time.perf_counter()
     model_id, vecs = embed(texts, wf.opts.embedder, progress=wf.bar("embed", len(texts)))
     _store.write_vectors(wf.con, wf.segments()["segment_id"].to_numpy(), vecs)
@@ -38,42 +43,42 @@ def stage_embed(wf) -> int:
 
 
 def stage_topics(wf) -> int:
-    texts, emb = wf.texts(), wf.embeddings()
-    k = min(wf.opts.n_topics, max(5, len(texts) // 100))
-    topics = fit_topics(texts, emb, wf.opts.topic_method, k, wf.opts.seed)
+    texts = wf.texts()
+    topics = fit_topics(texts, wf.opts.seed, progress=wf.bar("topics", len(texts)))
     ids = wf.segments()["segment_id"].to_numpy()
-    _store.write_frame(wf.con, "topic_assignments",
-                       pl.DataFrame({"segment_id": ids, "topic_id": topics.assignments.astype(np.int32)}),
-                       replace_where="true")
+    a = topics.assignments
+    _store.write_frame(wf.con, "topic_assignments", a.select(
+        pl.Series("segment_id", ids[a["row"].to_numpy()]), "topic_id", "weight", "topic2", "weight2"),
+        replace_where="true")
     table = topics.table.with_columns(
         pl.col("keywords").list.join(" "),
-        _json_ids(),
-        pl.lit(None, pl.String).alias("name"), pl.lit(None, pl.String).alias("name_source"))
+        pl.col("representative_ids").map_elements(lambda r: str([int(ids[i]) for i in r]), return_dtype=pl.String))
     _store.write_frame(wf.con, "topics", table, replace_where="true")
+    _store.set_result(wf.con, "vocabulary.topical", len(topics.vocabulary.topical),
+                      common=topics.vocabulary.common[:40])
     return topics.table.height
 
 
-def _json_ids() -> pl.Expr:
-    ids = pl.col("representative_ids").cast(pl.List(pl.String)).list.join(",")
-    return pl.format("[{}]", ids).alias("representative_ids")
+def stage_taxonomy(wf) -> int:
+    table = wf.topics()
+    texts, assign = wf.texts(), wf.assignments()["topic_id"].to_numpy()
+    rows = table.with_columns(pl.col("representative_ids").map_elements(
+        lambda r: [wf.row_of(s) for s in r], return_dtype=pl.List(pl.Int64)))
+    from ._topics import ctfidf
 
-
-def stage_taxonomy_v1(wf) -> int:
-    topics = wf.topics()
-    book = _taxonomy.codebook(wf.spec)
-    _, encode = load_embedder(wf.opts.embedder)
-    book_vecs = encode([f"{name}: {' '.join(words)}" for name, words in book.items()])
-    assign, emb = wf.assignments(), wf.embeddings()
-    centroids = np.stack([emb[assign == t].mean(0) for t in topics["topic_id"]])
-    named = _taxonomy.name_topics(wf.con, topics, wf.texts(), book, book_vecs, centroids, wf.opts.trust)
-    calls = _store.frame(wf.con, "SELECT key, decided_by FROM reason_calls WHERE step = 'name_topics'")
-    src = dict(zip(calls["key"], calls["decided_by"]))
-    wf.con.execute("DELETE FROM topics")
-    _store.write_frame(wf.con, "topics", named.with_columns(
+    vocab = sorted({w for kw in table["keywords"] for w in kw})
+    centroids = ctfidf([" ".join(texts[i] for i in np.flatnonzero(assign == t)[:400]) for t in table["topic_id"]], vocab)
+    v1, proposals = taxonomy_v1(wf.con, rows, texts, centroids, wf.opts.trust, wf.codebook)
+    by = dict(wf.con.execute("SELECT key, decided_by FROM reason_calls WHERE step = 'name_topics'").fetchall())
+    named = table.with_columns(
         pl.col("keywords").list.join(" "),
-        _json_ids(),
-        pl.Series("name_source", [src.get(f"topic:{t}", "evidence") for t in named["topic_id"]])))
-    v1 = _taxonomy.taxonomy_v1(named)
+        pl.col("representative_ids").cast(pl.List(pl.String)).list.join(",").map_elements(
+            lambda s: f"[{s}]", return_dtype=pl.String),
+        pl.Series("name", [proposals[t]["name"] for t in table["topic_id"]]),
+        pl.Series("description", [proposals[t]["description"] for t in table["topic_id"]]),
+        pl.Series("relevance", [proposals[t]["relevance"] for t in table["topic_id"]]),
+        pl.Series("name_source", [by.get(f"topic:{t}", "evidence") for t in table["topic_id"]]))
+    _store.write_frame(wf.con, "topics", named, replace_where="true")
     wf.save_taxonomy(v1)
     return len(v1.names)
 
@@ -83,7 +88,7 @@ def stage_sample(wf) -> int:
     rng = np.random.default_rng(wf.opts.seed + 1)
     n = len(wf.texts())
     size = wf.opts.sample_size or int(min(6000, max(1500, 0.025 * n), n // 2))
-    assign = wf.assignments()
+    assign = wf.assignments()["topic_id"].to_numpy()
     take = []
     for t in np.unique(assign):
         members = np.flatnonzero(assign == t)
@@ -94,7 +99,7 @@ def stage_sample(wf) -> int:
     hold = rng.choice(rest, min(wf.opts.validate_size, len(rest)), replace=False)
     ids = wf.segments()["segment_id"].to_numpy()
     frame = pl.DataFrame({"segment_id": np.concatenate([ids[train], ids[hold]]),
-                          "split": ["train"] * len(train) + ["holdout"] * len(hold)})
+                          "split": ["train"] * len(train) + ["validate"] * len(hold)})
     wf.con.execute("DROP TABLE IF EXISTS sample")
     wf.con.register("_s", frame.to_arrow())
     wf.con.execute("CREATE TABLE sample AS SELECT * FROM _s")
@@ -102,32 +107,63 @@ def stage_sample(wf) -> int:
     return len(train)
 
 
+def evidence(wf, idx: np.ndarray, tax) -> tuple[np.ndarray, np.ndarray]:
+    a = wf.assignments()
+    cols = [a[c].to_numpy()[idx] for c in ("topic_id", "weight", "topic2", "weight2")]
+    return _labels.evidence_labels(*cols, tax.topic_map())
+
+
+def label_asks(wf, idx, texts, names: list[str], prim, sec) -> list[Ask]:
+    """Primary + optional secondary per segment (JSON schema); the stand-in answers with ``prim``/``sec``."""
+    opts = names + ["off-topic"]
+    schema = {"type": "object", "required": ["primary", "secondary"], "properties": {
+        "primary": {"type": "string", "enum": opts}, "secondary": {"type": "string", "enum": names + ["none"]}}}
+    asks = []
+    for i, p, s in zip(idx, prim, sec):
+        prompt = (f"Segment: \"{texts[i]}\"\nCategories: {'; '.join(names)}.\nWhich category is the segment's main "
+                  f"subject (primary; off-topic if none), and which other category does it also mention, if any "
+                  f"(secondary; none if none)? A category mentioned only in passing is secondary, not primary.")
+        asks.append(Ask(f"seg:{wf.segment_id(i)}", prompt, {"primary": p or "off-topic", "secondary": s or "none"},
+                        schema, max_tokens=60))
+    return asks
+
+
+def answered(value: dict) -> tuple[str, str]:
+    p, s = value.get("primary", "off-topic"), value.get("secondary", "none")
+    p = _labels.OFF if p == "off-topic" else p
+    s = _labels.OFF if s in ("none", p) or p == _labels.OFF else s
+    return p, s
+
+
 def stage_rounds(wf) -> int:
-    """Label rounds until successive rounds agree above the threshold (taxonomy v1 → v2)."""
+    """Label rounds until successive rounds agree above the threshold (taxonomy v1 → v2 after round 1)."""
     idx = wf.sample_index("train")
-    texts = [wf.texts()[i] for i in idx]
-    emb = wf.embeddings()[idx]
-    X = _labels.Featurizer().fit(texts).transform(texts, emb)
+    texts = wf.texts()
+    sample = [texts[i] for i in idx]
+    X = _labels.Featurizer().fit(sample).transform(sample, wf.embeddings(idx))
     v1 = wf.taxonomy(1)
+    ev, ev2 = evidence(wf, idx, v1)
+    if len(set(ev) - {_labels.OFF}) < 2:
+        raise CorpusError("the topics gave fewer than 2 on-topic categories: the corpus is too small or uniform")
     wf.con.execute("DELETE FROM labels WHERE split = 'train'")
     wf.con.execute("DELETE FROM results WHERE name LIKE 'agreement_round_%'")
-    seeds = np.array(_labels.keyword_seeds(texts, {k: v["keywords"] for k, v in v1.categories.items()}),
-                     dtype=object)
-    if len(set(seeds[seeds != None])) < 2:  # noqa: E711
-        raise CorpusError("keyword evidence found fewer than 2 categories: the corpus is too small or uniform")
-    fixed: dict[int, str] = {}
-    res = _labels.cross_fit(X, np.where(seeds == None, "", seeds).astype(str), seeds != None)  # noqa: E711
-    labels = _review(wf, 1, idx, texts, res, fixed)
-    wf.save_labels(idx, 1, 1, labels, res, fixed, "train")
-    topic_of = wf.assignments()[idx]
-    v2, mapping = taxonomy_v2(wf.con, v1, labels, texts, topic_of, _centroids(labels, emb), wf.opts.trust)
+    res = _labels.cross_fit(X, ev, seed=wf.opts.seed)
+    labels, sec, fixed = _review(wf, 1, v1.names, idx, res, ev, ev2, {})
+    wf.save_labels(idx, 1, 1, labels, sec, res, fixed)
+    named_by = wf.con.execute("SELECT any_value(decided_by) FROM reason_calls WHERE step = 'consolidate'").fetchall()[0][0]
+    vocab = sorted({w for v in v1.categories.values() for w in v["keywords"]} | set(wf.topical_words()))
+    v2, mapping = taxonomy_v2(wf.con, v1, ev, labels, sample, vocab, wf.opts.trust, named_by or "stand-in")
     wf.save_taxonomy(v2)
-    prev, rounds = np.array([mapping[x] for x in labels]), 1  # '' = dissolved: relabel
-    fixed = {i: mapping[v] for i, v in fixed.items() if mapping[v]}
+    remap = np.vectorize(lambda x: mapping.get(x, x) if x else x, otypes=[object])
+    prev, sec = remap(labels).astype(str), remap(sec).astype(str)
+    prev, _ = _splits(wf, v2, idx, prev)
+    ev2v = remap(ev2).astype(str)
+    fixed = {i: (mapping.get(p, p) if p else p, mapping.get(s, s) if s else s) for i, (p, s) in fixed.items()}
+    agree, rounds = 0.0, 1
     for r in range(2, wf.opts.max_rounds + 1):
-        res = _labels.cross_fit(X, prev, prev != "", seed=wf.opts.seed + r)
-        labels = _review(wf, r, idx, texts, res, fixed)
-        wf.save_labels(idx, r, 2, labels, res, fixed, "train")
+        res = _labels.cross_fit(X, prev, seed=wf.opts.seed + r)
+        labels, sec, fixed = _review(wf, r, v2.names, idx, res, prev, np.where(sec != _labels.OFF, sec, ev2v), fixed)
+        wf.save_labels(idx, r, 2, labels, sec, res, fixed)
         agree, rounds = _labels.agreement(labels, prev), r
         _store.set_result(wf.con, f"agreement_round_{r}", agree, versus=f"round {r - 1}")
         prev = labels
@@ -138,25 +174,31 @@ def stage_rounds(wf) -> int:
     return len(idx)
 
 
-def _review(wf, r: int, idx, texts, res, fixed: dict[int, str]) -> np.ndarray:
-    """The reasoning route reviews the least-sure segments of a round; fixed answers stick."""
+def _splits(wf, v2, idx, labels):
+    """Rows of topics split off into a new category take that category."""
+    split = {c["category"]: c for c in v2.changes if c["change"] == "split"}
+    if not split:
+        return labels, 0
+    tm = v2.topic_map()
+    topic = wf.assignments()["topic_id"].to_numpy()[idx]
+    new = np.array([tm.get(int(t)) or "" for t in topic], dtype=object)
+    moved = np.isin(labels, list(split)) & ~np.isin(new, list(split)) & (new != "")
+    return np.where(moved, new, labels).astype(str), int(moved.sum())
+
+
+def _review(wf, r: int, names, idx, res, prim, sec, fixed: dict):
+    """The reasoning route reviews the least-sure rows of a round (primary + secondary); answers stick."""
     labels = res.labels.astype(object)
     exclude = np.zeros(len(idx), bool)
     exclude[list(fixed)] = True
     pick = _labels.least_sure(res.proba, exclude, wf.opts.review_per_round)
-    decisions = []
-    for i in pick:
-        top = [str(c) for c in res.classes[np.argsort(-res.proba[i])[:3]]]
-        prompt = (f"Transcript segment: \"{texts[i]}\"\nWhich CTO priority is this segment mainly about? "
-                  f"Options, most likely first: {'; '.join(top)}.")
-        decisions.append(Decision(f"seg:{wf.segment_id(idx[i])}", prompt, top, top[0]))
-    answers = decide(wf.con, f"review_round_{r}", decisions, wf.opts.trust, template="review")
-    for i, d in zip(pick, decisions):
-        fixed[int(i)] = answers[d.key]
-    for i, v in fixed.items():
-        labels[i] = v if v in set(res.classes) else labels[i]
-    return labels.astype(str)
-
-
-def _centroids(labels: np.ndarray, emb: np.ndarray) -> dict[str, np.ndarray]:
-    return {str(k): emb[labels == k].mean(0) for k in np.unique(labels)}
+    asks = label_asks(wf, idx[pick], wf.texts(), names, prim[pick], sec[pick])
+    answers = ask(wf.con, f"review_round_{r}", asks, wf.opts.trust)
+    for i, a in zip(pick, asks):
+        fixed[int(i)] = answered(answers[a.key].value)
+    out_sec = np.asarray(sec, dtype=object).copy()
+    valid = set(names) | {_labels.OFF}
+    for i, (p, s) in fixed.items():
+        if p in valid:
+            labels[i], out_sec[i] = p, s if s in valid else _labels.OFF
+    return labels.astype(str), out_sec.astype(str), fixed

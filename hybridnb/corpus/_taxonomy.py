@@ -1,109 +1,206 @@
-"""Taxonomy on the reasoning route: name topics, merge into v1, iterate to v2.
+"""Taxonomy v1 on the reasoning route, free-form: name every topic, then consolidate.
 
-The analyst starts from a *codebook* of candidate category names (CTO-priority names from
-prior surveys, each with a few seed words, plus near-synonyms and decoys that may not occur
-at all). Evidence ranks candidates per topic from its c-TF-IDF keywords and its centroid; the
-reasoning route chooses among the top candidates. Nothing here knows which category leads.
+Per topic the model proposes a short name, a one-line description and whether the topic is
+off-topic (JSON schema), from the topic's keywords and representative segments; one
+consolidation call merges near-duplicates into categories (JSON schema). Offline, the
+deterministic stand-in answers instead (and is named so): it names a topic from its own
+c-TF-IDF keywords, calls it off-topic when its segments hardly use the corpus's common
+vocabulary, and merges topics by centroid similarity and keyword overlap, cutting the merge tree
+at its largest gap. An analyst's prior codebook is a hint, never required.
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from ._reasoning import Decision, decide
-from ._spec import Spec
+from ..errors import CorpusError
+from ._reasoning import Ask, ask
 
-OFF_TOPIC = "Off-topic: logistics, banter, ASR noise"
-UNCLEAR = "Mixed / unclear"
-# near-synonyms and decoys an analyst's codebook would hold (seed words)
-EXTRA_CODEBOOK = {
-    "Cyber threats": "attackers phishing malware hackers",
-    "Legacy modernisation": "mainframe rewrite decommission modernise",
-    "Cloud spend": "bill overspend reserved instances",
-    "Customer experience": "customers journeys satisfaction loyalty",
-    "Edge & IoT": "edge devices sensors iot",
-    "Quantum computing": "quantum qubits cryptography research",
-    OFF_TOPIC: "hear slides coffee break thanks applause welcome session umm uhh soo",
-}
-
-
-def codebook(spec: Spec) -> dict[str, list[str]]:
-    """Candidate names -> seed words (the four most characteristic words of each concern)."""
-    book = {c.name: list(c.words[:4]) for c in spec.categories}
-    book.update({k: v.split() for k, v in EXTRA_CODEBOOK.items() if k not in book})
-    return book
+OFF_RATE = 0.35  # off-topic: the topic uses the corpus's common words < this share of the median topic's rate
+NAME = {"type": "string", "maxLength": 60}
+TEXT = {"type": "string", "maxLength": 300}
+RELEVANCE = {"type": "string", "enum": ["on-topic", "off-topic"]}
+TOPIC_SCHEMA = {"type": "object", "properties": {"name": NAME, "description": TEXT, "relevance": RELEVANCE},
+                "required": ["name", "description", "relevance"]}
+CONSOLIDATE_SCHEMA = {"type": "object", "required": ["categories"], "properties": {"categories": {
+    "type": "array", "items": {"type": "object", "required": ["name", "description", "topics", "relevance"],
+                               "properties": {"name": NAME, "description": TEXT, "relevance": RELEVANCE,
+                                              "topics": {"type": "array", "items": {"type": "integer"}}}}}}}
 
 
 @dataclass
 class Taxonomy:
-    """One taxonomy version: categories with their keywords and topics."""
+    """One taxonomy version: categories (name -> description, keywords, topics, off_topic) and changes."""
 
     version: int
-    categories: dict[str, dict] = field(default_factory=dict)  # name -> {keywords, topics}
+    categories: dict[str, dict] = field(default_factory=dict)
     changes: list[dict] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
-        return sorted(self.categories)
+        """On-topic category names (the label set), sorted."""
+        return sorted(k for k, v in self.categories.items() if not v.get("off_topic"))
+
+    def topic_map(self) -> dict[int, str | None]:
+        """topic id -> category name (None for an off-topic category)."""
+        return {int(t): (None if v.get("off_topic") else k) for k, v in self.categories.items() for t in v["topics"]}
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame([{"version": self.version, "category": k,
-                              "keywords": " ".join(v["keywords"][:12]),
-                              "topics": json.dumps(v["topics"]), "is_noise": k == OFF_TOPIC}
-                             for k, v in sorted(self.categories.items())])
+        return pl.DataFrame([{"version": self.version, "category": k, "description": v.get("description", ""),
+                              "keywords": " ".join(v["keywords"][:12]), "topics": json.dumps(sorted(v["topics"])),
+                              "is_noise": bool(v.get("off_topic"))} for k, v in sorted(self.categories.items())],
+                            schema={"version": pl.Int32, "category": pl.String, "description": pl.String,
+                                    "keywords": pl.String, "topics": pl.String, "is_noise": pl.Boolean})
 
 
-def rank_candidates(keywords: list[str], centroid: np.ndarray, book: dict[str, list[str]],
-                    book_vecs: np.ndarray) -> list[tuple[str, float]]:
-    """Score every codebook name for a topic: weighted keyword hits + centroid cosine."""
-    weights = {w: 1.0 / (1 + 0.3 * r) for r, w in enumerate(keywords)}
-    names = list(book)
-    cos = book_vecs @ centroid / max(np.linalg.norm(centroid), 1e-9)
-    scores = [sum(weights.get(s, 0.0) for s in book[n]) + 0.5 * float(c) for n, c in zip(names, cos)]
-    return sorted(zip(names, scores), key=lambda x: -x[1])
+def load_codebook(codebook) -> dict[str, str]:
+    """A prior codebook (dict, or a JSON/TOML file of name -> description/words) as name -> text."""
+    if codebook is None:
+        return {}
+    if isinstance(codebook, (str, Path)):
+        path = Path(codebook)
+        if not path.is_file():
+            raise CorpusError(f"codebook file not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+            codebook = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CorpusError(f"codebook {path} is not valid JSON/TOML: {exc}") from exc
+    if not isinstance(codebook, dict) or not codebook:
+        raise CorpusError("a codebook is a non-empty mapping of category name -> description or words")
+    return {str(k): " ".join(v) if isinstance(v, list) else str(v) for k, v in codebook.items()}
 
 
-def name_topics(con, topics: pl.DataFrame, texts: list[str], book: dict[str, list[str]],
-                book_vecs: np.ndarray, centroids: np.ndarray, trust: str) -> pl.DataFrame:
-    """Ask the reasoning route to name every topic; evidence backs every answer."""
-    decisions = []
-    for row, centroid in zip(topics.iter_rows(named=True), centroids):
-        ranked = rank_candidates(row["keywords"], centroid, book, book_vecs)
-        best = ranked[0][0] if ranked[0][1] > 0.9 else UNCLEAR
-        options = list(dict.fromkeys([best] + [n for n, _ in ranked[:3]] + [OFF_TOPIC, UNCLEAR]))
-        reps = "\n".join(f"- {' '.join(texts[i].split()[:25])}" for i in row["representative_ids"][:2])
-        prompt = (f"Topic keywords: {', '.join(row['keywords'][:10])}\n"
-                  f"Representative transcript segments:\n{reps}\n"
-                  f"Which category name fits this topic best? Options, most likely first: "
-                  f"{'; '.join(options)}.")
-        decisions.append(Decision(f"topic:{row['topic_id']}", prompt, options, best))
-    answers = decide(con, "name_topics", decisions, trust, template="name_topics")
-    return topics.with_columns(pl.Series("name", [answers[d.key] for d in decisions]))
+def off_topic_flags(common_rate: np.ndarray) -> np.ndarray:
+    """Topics whose segments hardly use the words the rest of the corpus shares."""
+    rate = np.nan_to_num(np.asarray(common_rate, float), nan=1.0)
+    med = float(np.median(rate)) if len(rate) else 0.0
+    return rate < OFF_RATE * med if med > 0 else np.zeros(len(rate), bool)
 
 
-def taxonomy_v1(named: pl.DataFrame) -> Taxonomy:
-    """Merge topics that got the same name into categories (unclear topics stay unassigned)."""
+def _hint(keywords: list[str], book: dict[str, str]) -> str | None:
+    """The codebook name whose words share most (>= 2) words with the topic's keywords."""
+    kw = set(keywords[:12])
+    best = max(book.items(), key=lambda kv: len(kw & set(kv[1].lower().split())), default=None)
+    return best[0] if best and len(kw & set(best[1].lower().split())) >= 2 else None
+
+
+def topic_asks(table: pl.DataFrame, texts: list[str], book: dict[str, str]) -> list[Ask]:
+    off = off_topic_flags(table["common_rate"].to_numpy())
+    asks = []
+    for row, is_off in zip(table.iter_rows(named=True), off):
+        kw = row["keywords"]
+        reps = "\n".join(f"- {' '.join(texts[i].split()[:40])}" for i in row["representative_ids"][:4])
+        hint = (f"\nThe analyst's prior codebook (a hint; use a name from it only if it fits): "
+                f"{'; '.join(book)}." if book else "")
+        prompt = (f"{' '.join(kw[:3])}: keywords of topic {row['topic_id']} ({row['size']:,} segments): "
+                  f"{', '.join(kw)}.\nRepresentative segments:\n{reps}\n"
+                  f"Propose a short category name and a one-line description, and say whether the topic is "
+                  f"on-topic or off-topic (chit-chat, logistics, noise) for an analysis of this corpus.{hint}")
+        name = _hint(kw, book) or " / ".join(kw[:3])
+        evidence = {"name": name, "description": f"segments about {', '.join(kw[:6])}",
+                    "relevance": "off-topic" if is_off else "on-topic"}
+        asks.append(Ask(f"topic:{row['topic_id']}", prompt, evidence, TOPIC_SCHEMA, max_tokens=200))
+    return asks
+
+
+def similarity(centroids: np.ndarray, keywords: list[list[str]]) -> np.ndarray:
+    """Mean of centroid cosine and keyword Jaccard (top 10) between topics."""
+    c = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    kw = [set(k[:10]) for k in keywords]
+    jac = np.array([[len(a & b) / max(1, len(a | b)) for b in kw] for a in kw])
+    return (c @ c.T + jac) / 2
+
+
+def merge_groups(sim: np.ndarray) -> np.ndarray:
+    """Average-linkage merge tree of topics, cut at the largest gap among its upper half of heights."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    if len(sim) < 3:
+        return np.arange(len(sim))
+    dist = np.clip(1 - sim, 0, 2)
+    np.fill_diagonal(dist, 0)
+    tree = linkage(squareform((dist + dist.T) / 2, checks=False), "average")
+    h = tree[:, 2]
+    lo = len(h) // 2  # over-clustered: at least half of the merges join parts of one theme
+    i = lo - 1 + int(np.argmax(np.diff(h[lo - 1:]))) if len(h) > 2 else len(h) - 1
+    cut = (h[i] + h[min(i + 1, len(h) - 1)]) / 2
+    return fcluster(tree, cut, "distance") - 1
+
+
+def consolidate_ask(table: pl.DataFrame, proposals: dict[int, dict], sim: np.ndarray) -> Ask:
+    """One consolidation question; the stand-in's answer merges on-topic topics by :func:`merge_groups`."""
+    ids = table["topic_id"].to_list()
+    on = [i for i, t in enumerate(ids) if proposals[t]["relevance"] == "on-topic"]
+    groups = merge_groups(sim[np.ix_(on, on)]) if on else np.array([], int)
+    size = dict(zip(ids, table["size"].to_list()))
+    cats = []
+    for g in sorted(set(groups.tolist())):
+        members = sorted((ids[on[j]] for j in np.flatnonzero(groups == g)), key=lambda t: -size[t])
+        lead = proposals[members[0]]
+        cats.append({"name": lead["name"], "description": lead["description"], "topics": members,
+                     "relevance": "on-topic"})
+    off = [t for t in ids if proposals[t]["relevance"] != "on-topic"]
+    if off:
+        cats.append({"name": "Off-topic", "description": "chit-chat, logistics and noise", "topics": off,
+                     "relevance": "off-topic"})
+    lines = "\n".join(f"- topic {t} ({size[t]:,} segments): {p['name']} — {p['description']} [{p['relevance']}]"
+                      for t, p in proposals.items())
+    prompt = ("Topics proposed for a corpus (one line each):\n" + lines +
+              "\nMerge near-duplicates into categories an analyst would report; every topic goes into exactly "
+              "one category; off-topic topics go into off-topic categories.")
+    return Ask("consolidate", prompt, {"categories": cats}, CONSOLIDATE_SCHEMA, max_tokens=2000)
+
+
+def taxonomy_v1(con, table: pl.DataFrame, texts: list[str], centroids: np.ndarray, trust: str,
+                codebook=None) -> tuple[Taxonomy, dict[int, dict]]:
+    """Name every topic and consolidate into v1 (reasoning route, or the stand-in offline)."""
+    book = load_codebook(codebook)
+    answers = ask(con, "name_topics", topic_asks(table, texts, book), trust)
+    proposals = {int(k.split(":")[1]): a.value for k, a in answers.items()}
+    sim = similarity(centroids, table["keywords"].to_list())
+    cons = ask(con, "consolidate", [consolidate_ask(table, proposals, sim)], trust)["consolidate"]
+    cats = _checked(cons.value["categories"], set(proposals)) or consolidate_ask(table, proposals, sim).evidence["categories"]
+    keywords = dict(zip(table["topic_id"].to_list(), table["keywords"].to_list()))
     tax = Taxonomy(1)
-    for row in named.filter(pl.col("name") != UNCLEAR).iter_rows(named=True):
-        cat = tax.categories.setdefault(row["name"], {"keywords": [], "topics": []})
-        cat["topics"].append(row["topic_id"])
-        cat["keywords"] += [w for w in row["keywords"] if w not in cat["keywords"]]
-    for name in tax.categories:
-        tax.changes.append({"change": "add", "category": name, "detail": "named from topics "
-                            + ", ".join(map(str, tax.categories[name]["topics"])), "decided_by": "-"})
-    return tax
+    for c in cats:
+        name = _unique(c["name"].strip(), tax.categories)
+        kw = list(dict.fromkeys(w for t in c["topics"] for w in keywords[t][:6]))
+        tax.categories[name] = {"description": c["description"], "keywords": kw, "topics": list(c["topics"]),
+                                "off_topic": c["relevance"] == "off-topic"}
+        tax.changes.append({"change": "add", "category": name, "detail": f"topics {sorted(c['topics'])}",
+                            "decided_by": cons.decided_by})
+    if len(tax.names) < 2:
+        raise CorpusError(f"the taxonomy has {len(tax.names)} on-topic categories: too few to rank "
+                          "(the corpus may be too small or too uniform)")
+    return tax, proposals
+
+
+def _checked(cats, topics: set[int]):
+    """The model's categories when every topic is in exactly one of them; else None."""
+    seen = [t for c in cats for t in c["topics"]]
+    return cats if sorted(seen) == sorted(topics) else None
+
+
+def _unique(name: str, taken: dict) -> str:
+    out, i = name or "category", 2
+    while out in taken:
+        out, i = f"{name} ({i})", i + 1
+    return out
 
 
 def diff(a: Taxonomy, b: Taxonomy) -> pl.DataFrame:
-    """What changed from version ``a`` to ``b`` (added, removed, merged, kept)."""
-    rows = [{"change": c["change"], "category": c["category"], "detail": c["detail"],
-             "decided_by": c["decided_by"]} for c in b.changes]
-    for name in b.names:
-        if name in a.categories and not any(r["category"] == name for r in rows):
-            rows.append({"change": "keep", "category": name, "detail": "", "decided_by": "-"})
+    """What changed from version ``a`` to ``b`` (each change with who decided it), plus kept categories."""
+    rows = [{k: c[k] for k in ("change", "category", "detail", "decided_by")} for c in b.changes]
+    touched = {r["category"] for r in rows}
+    rows += [{"change": "keep", "category": n, "detail": "", "decided_by": "-"}
+             for n in b.names if n in a.categories and n not in touched]
     return pl.DataFrame(rows, schema={"change": pl.String, "category": pl.String, "detail": pl.String,
                                       "decided_by": pl.String})

@@ -1,77 +1,93 @@
-"""Topics with BERTopic on precomputed embeddings (fast KMeans default, UMAP+HDBSCAN option)."""
+"""Topics: over-clustered NMF on the topical words, with c-TF-IDF keywords per topic.
+
+Fitted on a subsample (at most :data:`FIT_SIZE` segments), then every segment gets its topic
+weights. The keywords are BERTopic's class-based TF-IDF (tf of a word in the topic's segments ×
+log(1 + mean words per topic / the word's frequency)), computed here directly: importing BERTopic
+alone takes 20–40 s on a 2-core machine, a third of the whole run's time budget.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from importlib.util import find_spec
 
 import numpy as np
 import polars as pl
+from sklearn.feature_extraction.text import CountVectorizer
 
 from ..errors import CorpusError
+from . import _discover as D
 
-SPOKEN_STOP = {"um", "uh", "yeah", "like", "know", "think", "really", "basically", "actually",
-               "kind", "lot", "going", "just", "right", "well", "it's", "need", "so"}
-METHODS = ("kmeans", "umap_hdbscan")
+FIT_SIZE = 20_000
+CHUNK = 50_000
 
 
 @dataclass
 class Topics:
-    """Topic model output: one topic id per segment and a table of topics."""
+    """One row per segment (topic, its weight, runner-up topic and weight) and one per topic."""
 
-    assignments: np.ndarray  # topic id per segment (-1 = outlier)
-    table: pl.DataFrame  # topic_id, size, keywords (list), representative_ids (list)
-    method: str
-    model: object = None
-
-
-def fit_topics(texts: list[str], embeddings: np.ndarray, method: str = "kmeans",
-               n_topics: int = 40, seed: int = 0, gpu: bool | None = None) -> Topics:
-    """Fit BERTopic on ``embeddings``; no embedding model is loaded, nothing is downloaded."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if method not in METHODS:
-        raise CorpusError(f"unknown topic method {method!r}; choose one of {METHODS}")
-    if len(texts) < max(50, n_topics * 3):
-        raise CorpusError(f"too few segments ({len(texts)}) for {n_topics} topics")
-    from bertopic import BERTopic
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
-
-    reducer, clusterer = _components(method, n_topics, seed, len(texts), gpu)
-    vectorizer = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | SPOKEN_STOP), min_df=2)
-    model = BERTopic(embedding_model=None, umap_model=reducer, hdbscan_model=clusterer,
-                     vectorizer_model=vectorizer, top_n_words=10, calculate_probabilities=False)
-    assignments, _ = model.fit_transform(texts, embeddings=embeddings)
-    assignments = np.asarray(assignments)
-    return Topics(assignments, _table(model, assignments, embeddings), method, model)
+    assignments: pl.DataFrame  # row, topic_id, weight, topic2, weight2 (topic -1: no topical word)
+    table: pl.DataFrame  # topic_id, size, keywords (list), representative_ids (list), common_rate
+    vocabulary: D.Vocabulary
 
 
-def _components(method: str, k: int, seed: int, n: int, gpu: bool | None):
-    use_gpu = find_spec("cuml") is not None if gpu is None else gpu
-    if method == "kmeans":
-        from sklearn.cluster import MiniBatchKMeans
-        from sklearn.decomposition import PCA
+def fit_topics(texts: list[str], seed: int = 0, progress=None) -> Topics:
+    """Discover over-clustered topics in ``texts`` (nothing about the corpus is assumed)."""
+    sub = D.subsample(len(texts), FIT_SIZE, seed)
+    sample = [texts[i] for i in sub]
+    voc = D.vocabulary(sample)
+    if len(voc.topical) < 4:
+        raise CorpusError(f"found only {len(voc.topical)} words that carry topics in {len(sample):,} segments: "
+                          "the texts are too short, too few or too uniform to discover categories")
+    X, idf = D.tfidf(sample, voc.topical)
+    factors = D.fit_nmf(X, D.over_cluster(len(sample), len(voc.topical)), seed)
+    parts = []
+    for start in range(0, len(texts), CHUNK):
+        Xc, _ = D.tfidf(texts[start:start + CHUNK], voc.topical, idf)
+        parts.append(_top2(D.weights(factors, Xc)))
+        if progress:
+            progress(min(start + CHUNK, len(texts)), len(texts))
+    top = np.vstack(parts)
+    assignments = pl.DataFrame({"row": np.arange(len(texts)), "topic_id": top[:, 0].astype(np.int32),
+                                "weight": top[:, 1], "topic2": top[:, 2].astype(np.int32), "weight2": top[:, 3]})
+    return Topics(assignments, topic_table(texts, assignments, voc, seed), voc)
 
-        return (PCA(n_components=10, random_state=seed),
-                MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096))
-    if use_gpu:
-        from cuml.cluster import HDBSCAN
-        from cuml.manifold import UMAP
-    else:
-        from hdbscan import HDBSCAN
-        from umap import UMAP
-    min_size = max(15, n // (k * 4))
-    return (UMAP(n_components=5, n_neighbors=15, min_dist=0.0, metric="cosine", random_state=seed),
-            HDBSCAN(min_cluster_size=min_size, prediction_data=True))
+
+def _top2(W: np.ndarray) -> np.ndarray:
+    order = np.argsort(-W, 1)[:, :2]
+    w1, w2 = W[np.arange(len(W)), order[:, 0]], W[np.arange(len(W)), order[:, 1]]
+    t1 = np.where(w1 > 1e-9, order[:, 0], -1)
+    t2 = np.where(w2 > 1e-9, order[:, 1], -1)
+    return np.column_stack([t1, w1, t2, w2])
 
 
-def _table(model, assignments: np.ndarray, embeddings: np.ndarray) -> pl.DataFrame:
+def ctfidf(docs_per_class: list[str], vocabulary: list[str]) -> np.ndarray:
+    """BERTopic's class-based TF-IDF of one concatenated document per class (rows: classes)."""
+    cv = CountVectorizer(vocabulary=vocabulary, token_pattern=D.TOKENS, lowercase=True)
+    counts = cv.transform(docs_per_class).toarray().astype(float)
+    tf = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    idf = np.log(1 + counts.sum(1).mean() / np.maximum(counts.sum(0), 1))
+    return tf * idf
+
+
+def topic_table(texts, assignments: pl.DataFrame, voc: D.Vocabulary, seed: int, top: int = 12,
+                per_topic: int = 400) -> pl.DataFrame:
+    """Keywords (c-TF-IDF over a sample of each topic's segments), size, representatives, common-word rate."""
+    rng = np.random.default_rng(seed)
+    topic = assignments["topic_id"].to_numpy()
+    weight = assignments["weight"].to_numpy()
+    ids = sorted(int(t) for t in np.unique(topic) if t >= 0)
+    members = {t: np.flatnonzero(topic == t) for t in ids}
+    picks = {t: rng.choice(m, min(per_topic, len(m)), replace=False) for t, m in members.items()}
+    words = voc.topical + voc.common
+    scores = ctfidf([" ".join(texts[i] for i in picks[t]) for t in ids], words)
+    common = CountVectorizer(vocabulary=voc.common or ["-"], token_pattern=D.TOKENS, lowercase=True)
     rows = []
-    for topic_id in sorted(set(assignments.tolist())):
-        idx = np.flatnonzero(assignments == topic_id)
-        words = [w for w, _ in (model.get_topic(topic_id) or [])]
-        centroid = embeddings[idx].mean(0)
-        reps = idx[np.argsort(-(embeddings[idx] @ centroid))[:5]]
-        rows.append({"topic_id": int(topic_id), "size": len(idx), "keywords": words,
-                     "representative_ids": reps.tolist()})
-    return pl.DataFrame(rows)
+    for j, t in enumerate(ids):
+        order = np.argsort(-scores[j])[:top]
+        reps = members[t][np.argsort(-weight[members[t]])[:5]]
+        sample = [texts[i] for i in picks[t]]
+        rate = float(common.transform(sample).sum() / max(len(sample), 1)) if voc.common else float("nan")
+        rows.append({"topic_id": t, "size": len(members[t]), "keywords": [words[i] for i in order],
+                     "representative_ids": reps.tolist(), "common_rate": rate})
+    return pl.DataFrame(rows, schema={"topic_id": pl.Int32, "size": pl.Int64, "keywords": pl.List(pl.String),
+                                      "representative_ids": pl.List(pl.Int64), "common_rate": pl.Float64})

@@ -1,0 +1,53 @@
+"""The corpus workflow's one adapter onto the core's internals.
+
+Everything the corpus package needs from the dispatcher beyond the package root (request
+building, target resolution, and ledgering the offline stand-in's token economics without
+running the stand-in) goes through here, so a reorganisation of the core touches this file only.
+
+Hook the core could offer instead of :func:`ledger_simulated`: ``Dispatcher.record_simulated(
+requests, answers, route="reason", backend=..., model=...)`` — write ``ok`` records priced at the
+route's reference model from estimated tokens, marked ``simulated``, counted in ``spent_usd``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .. import get_dispatcher
+from ..core.calls import build_request, template_hash
+from ..core.pricing import estimate_tokens, token_cost
+from ..core.records import make_record
+from ..types import Usage
+
+STAND_IN_BACKEND = "corpus-stand-in"
+STAND_IN_MODEL = "deterministic stand-in (c-TF-IDF keywords, centroid similarity)"
+
+__all__ = ["STAND_IN_BACKEND", "STAND_IN_MODEL", "build_request", "ledger_simulated", "reasoning_target",
+           "template_hash"]
+
+
+def reasoning_target():
+    """The resolved ``reason`` route (raises a HybridnbError when it cannot be resolved)."""
+    return get_dispatcher().resolve("reason")
+
+
+def ledger_simulated(requests, answers: list[str], target) -> list[tuple[int, float]]:
+    """Ledger ``requests`` as answered by the deterministic stand-in: tokens counted, priced at the
+    reference model, marked simulated; the stand-in model is never run. Returns (tokens, usd) per call."""
+    d = get_dispatcher()
+    overrides = target.settings.price_overrides()
+    records, out = [], []
+    for req, answer in zip(requests, answers):
+        usage = Usage(input_tokens=estimate_tokens((req.system or "") + req.prompt),
+                      output_tokens=estimate_tokens(answer))
+        cost, unpriced = token_cost(target.price_model, usage, overrides)
+        rec = make_record(req, target, d.session, status="ok", usage=usage, cost=cost, latency=0.0, held=0.0,
+                          busy=0.0, unpriced=unpriced, error=None, answer=answer)
+        records.append(dataclasses.replace(rec, backend=STAND_IN_BACKEND, model=STAND_IN_MODEL, simulated=True,
+                                           reference_model=target.price_model))
+        out.append((usage.total_tokens, cost))
+        d.spent_usd += cost
+    if records:
+        d.writer(target.settings.home).extend(records)
+        d._emit(records)
+    return out
