@@ -8,6 +8,8 @@ ranking, quality and cost report.
 
 from __future__ import annotations
 
+from ._generate import NOISE_LABEL, generate  # the bundled generator: one source among others
+from ._spec import Category, Spec, default_spec, load_spec
 from ._embed import available_embedders, embed, load_embedder
 from ._output import charts
 from ._report import costs, ranking, reasoning_summary, secondary_ranking
@@ -17,7 +19,7 @@ from ._topics import Topics, fit_topics
 from ._workflow import STAGES, Options, Result, Workflow, run
 
 __all__ = sorted([
-    "Options", "Result", "SCHEMA_VERSION", "STAGES", "Taxonomy", "Topics", "Workflow", "available_embedders",
+    "Category", "NOISE_LABEL", "Options", "Result", "Spec", "default_spec", "generate", "load_spec", "SCHEMA_VERSION", "STAGES", "Taxonomy", "Topics", "Workflow", "available_embedders",
     "charts", "costs", "diff", "embed", "fit_topics", "load_embedder", "open_store", "ranking",
     "reasoning_summary", "run", "secondary_ranking",
 ])

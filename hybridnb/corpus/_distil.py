@@ -54,12 +54,13 @@ def stage_distil(wf) -> int:
 
 
 def _distilled(wf):
+    """Primary from the distilled classifier; secondary from the segment's topic weights (v2 categories)."""
     idx = wf.sample_index("train")
     texts = wf.texts()
-    y, y2 = wf.final_train_labels()
+    y, _ = wf.final_train_labels()
     t0 = time.perf_counter()
-    model = _labels.LocalLabeller(wf.opts.seed).fit([texts[i] for i in idx], wf.embeddings(idx), y, y2, wf.opts.seed)
-    _store.set_result(wf.con, "local_fit_seconds", time.perf_counter() - t0, secondary_threshold=model.threshold)
+    model = _labels.LocalLabeller(wf.opts.seed).fit([texts[i] for i in idx], wf.embeddings(idx), y)
+    _store.set_result(wf.con, "local_fit_seconds", time.perf_counter() - t0)
     parts, step = [], 50_000
     bar = wf.bar("bulk label", len(texts))
     emb = wf.embeddings()
@@ -67,13 +68,20 @@ def _distilled(wf):
         parts.append(model.predict(texts[s:s + step], None if emb is None else emb[s:s + step]))
         if bar:
             bar(min(s + step, len(texts)), len(texts))
-    prim, sec, conf, conf2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    prim, conf = (np.concatenate([p[k] for p in parts]) for k in range(2))
+    return _frame(wf, prim, conf), time.perf_counter() - t0, model.model_id
+
+
+def _frame(wf, prim, conf) -> pl.DataFrame:
+    a = wf.assignments()
+    sec, conf2 = _labels.secondary_from_topics(a["top_topics"].to_list(), a["top_weights"].to_list(),
+                                               wf.taxonomy(2).topic_map(), prim)
     frame = pl.DataFrame({
         "segment_id": wf.segments()["segment_id"].to_numpy(),
-        "primary_label": pl.Series(prim.tolist(), dtype=pl.String),
-        "secondary_label": pl.Series(sec.tolist(), dtype=pl.String),
-        "confidence": conf.astype(float), "secondary_confidence": conf2.astype(float)})
-    return frame.with_columns(pl.col("secondary_confidence").fill_nan(None)), time.perf_counter() - t0, model.model_id
+        "primary_label": pl.Series(list(prim), dtype=pl.String),
+        "secondary_label": pl.Series(sec, dtype=pl.String),
+        "confidence": pl.Series(np.asarray(conf, dtype=float)), "secondary_confidence": conf2})
+    return frame.with_columns(pl.col("secondary_confidence").fill_nan(None))
 
 
 def _llm_labels(wf):
@@ -85,12 +93,8 @@ def _llm_labels(wf):
     t0 = time.perf_counter()
     out = hybridnb.map(segs, LLM_TEMPLATE, route="local", choices=names + ["off-topic"], progress=wf.progress,
                        system="Categories: " + "; ".join(names))
-    ans = out["answer"].to_list()
-    prim = [a if a in names else None for a in ans]
-    frame = pl.DataFrame({"segment_id": out["segment_id"], "primary_label": pl.Series(prim, dtype=pl.String),
-                          "secondary_label": pl.Series([None] * len(prim), dtype=pl.String),
-                          "confidence": pl.Series([None] * len(prim), dtype=pl.Float64),
-                          "secondary_confidence": pl.Series([None] * len(prim), dtype=pl.Float64)})
+    prim = np.array([a if a in names else None for a in out["answer"].to_list()], dtype=object)
+    frame = _frame(wf, prim, np.full(len(prim), np.nan)).with_columns(pl.col("confidence").fill_nan(None))
     target = get_dispatcher().resolve("local")
     return frame, time.perf_counter() - t0, target.model
 

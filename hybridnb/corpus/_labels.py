@@ -50,14 +50,21 @@ def new_classifier(seed: int = 0) -> LogisticRegression:
     return _Single(C=5.0, max_iter=300, random_state=seed)
 
 
-def evidence_labels(topic, weight, topic2, weight2, topic_map: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Primary and secondary label per row from its topic weights (via the taxonomy's topic map)."""
-    def cat(t):
-        return topic_map.get(int(t)) or OFF if t >= 0 else OFF
-    prim = np.array([cat(t) for t in topic], dtype=object)
-    second = np.array([cat(t) for t in topic2], dtype=object)
-    keep = (second != OFF) & (second != prim) & (prim != OFF) & (np.asarray(weight2) >= SECONDARY_RATIO * np.asarray(weight))
-    return prim.astype(str), np.where(keep, second, OFF).astype(str)
+def evidence_labels(top_topics, top_weights, topic_map: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Primary and secondary label per row from its heaviest topics, summed per category (topic map)."""
+    prim, sec = [], []
+    for topics, weights in zip(top_topics, top_weights):
+        by: dict[str, float] = {}
+        for t, w in zip(topics, weights):
+            if t is not None and t >= 0:
+                c = topic_map.get(int(t)) or OFF
+                by[c] = by.get(c, 0.0) + w
+        ranked = sorted(by.items(), key=lambda kv: -kv[1])
+        p = ranked[0][0] if ranked else OFF
+        s = next((c for c, w in ranked[1:] if c != OFF and w >= SECONDARY_RATIO * ranked[0][1]), OFF)
+        prim.append(p)
+        sec.append(s if p != OFF else OFF)
+    return np.array(prim, dtype=str), np.array(sec, dtype=str)
 
 
 @dataclass
@@ -97,53 +104,42 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b)) if len(a) else 1.0
 
 
-def second_choice(proba: np.ndarray, classes: np.ndarray, primary_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The best on-topic class other than the primary, and its probability, per row."""
-    p = proba.copy()
-    p[np.arange(len(p)), primary_idx] = -1
-    p[:, classes == OFF] = -1
-    j = p.argmax(1)
-    return j, p[np.arange(len(p)), j]
-
-
-def calibrate_secondary(proba, classes, primary: np.ndarray, secondary: np.ndarray) -> float:
-    """Threshold on the runner-up probability that gives as many secondaries as the labels have."""
-    on = primary != OFF
-    if not on.any():
-        return 1.0
-    rate = float(np.mean(secondary[on] != OFF))
-    _, p2 = second_choice(proba, classes, np.searchsorted(classes, primary))
-    if rate <= 0:
-        return 1.0
-    return float(np.quantile(p2[on], 1 - rate))
+def secondary_from_topics(top_topics, top_weights, topic_map: dict, primary) -> tuple[list, np.ndarray]:
+    """Secondary concern per row: the heaviest other on-topic category of its topic weights when it
+    carries >= :data:`SECONDARY_RATIO` of the heaviest category's weight; confidence = that ratio."""
+    sec, conf = [], np.full(len(primary), np.nan)
+    for i, (topics, weights, p) in enumerate(zip(top_topics, top_weights, primary)):
+        by: dict[str, float] = {}
+        for t, w in zip(topics, weights):
+            c = topic_map.get(int(t)) if t is not None and t >= 0 else None
+            if c:
+                by[c] = by.get(c, 0.0) + w
+        top = max(by.values(), default=0.0)
+        best = max(((c, w) for c, w in by.items() if c != p), key=lambda cw: cw[1], default=(None, 0.0))
+        ok = p is not None and best[0] is not None and top > 0 and best[1] >= SECONDARY_RATIO * top
+        sec.append(best[0] if ok else None)
+        if ok:
+            conf[i] = min(1.0, best[1] / top)
+    return sec, conf
 
 
 class LocalLabeller:
-    """The distilled labeller: a linear classifier on words (+ embeddings), runs on CPU."""
+    """The distilled primary labeller: a linear classifier on words (+ embeddings), runs on CPU."""
 
     model_id = "logreg-tfidf"
 
     def __init__(self, seed: int = 0):
         self.featurizer = Featurizer()
         self.clf = new_classifier(seed)
-        self.threshold = 1.0
 
-    def fit(self, texts: list[str], emb, y: np.ndarray, y2: np.ndarray, seed: int = 0) -> "LocalLabeller":
-        X = self.featurizer.fit(texts).transform(texts, emb)
-        res = cross_fit(X, y, seed=seed)
-        self.threshold = calibrate_secondary(res.proba, res.classes, y, y2)
-        self.clf.fit(X, y)
+    def fit(self, texts: list[str], emb, y: np.ndarray) -> "LocalLabeller":
+        self.clf.fit(self.featurizer.fit(texts).transform(texts, emb), y)
         return self
 
     def predict(self, texts: list[str], emb=None):
-        """Primary (None = off-topic), secondary (or None), and a probability for each."""
-        classes = self.clf.classes_
+        """Primary label (None = off-topic) and its probability per text."""
         p = self.clf.predict_proba(self.featurizer.transform(texts, emb))
-        j1 = p.argmax(1)
-        conf = p[np.arange(len(p)), j1]
-        j2, p2 = second_choice(p, classes, j1)
-        prim = classes[j1].astype(object)
-        sec = classes[j2].astype(object)
-        sec[(p2 < self.threshold) | (prim == OFF) | (p2 <= 0)] = None
+        j = p.argmax(1)
+        prim = self.clf.classes_[j].astype(object)
         prim[prim == OFF] = None
-        return prim, sec, conf, np.where(sec == None, np.nan, p2)  # noqa: E711
+        return prim, p[np.arange(len(p)), j]

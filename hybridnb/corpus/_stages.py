@@ -48,7 +48,7 @@ def stage_topics(wf) -> int:
     ids = wf.segments()["segment_id"].to_numpy()
     a = topics.assignments
     _store.write_frame(wf.con, "topic_assignments", a.select(
-        pl.Series("segment_id", ids[a["row"].to_numpy()]), "topic_id", "weight", "topic2", "weight2"),
+        pl.Series("segment_id", ids[a["row"].to_numpy()]), "topic_id", "weight", "top_topics", "top_weights"),
         replace_where="true")
     table = topics.table.with_columns(
         pl.col("keywords").list.join(" "),
@@ -108,9 +108,8 @@ def stage_sample(wf) -> int:
 
 
 def evidence(wf, idx: np.ndarray, tax) -> tuple[np.ndarray, np.ndarray]:
-    a = wf.assignments()
-    cols = [a[c].to_numpy()[idx] for c in ("topic_id", "weight", "topic2", "weight2")]
-    return _labels.evidence_labels(*cols, tax.topic_map())
+    a = wf.assignments()[idx]
+    return _labels.evidence_labels(a["top_topics"].to_list(), a["top_weights"].to_list(), tax.topic_map())
 
 
 def label_asks(wf, idx, texts, names: list[str], prim, sec) -> list[Ask]:

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS topics (topic_id INTEGER, size BIGINT, keywords VARCH
   representative_ids VARCHAR, common_rate DOUBLE, name VARCHAR, description VARCHAR, relevance VARCHAR,
   name_source VARCHAR);
 CREATE TABLE IF NOT EXISTS topic_assignments (segment_id BIGINT, topic_id INTEGER, weight DOUBLE,
-  topic2 INTEGER, weight2 DOUBLE);
+  top_topics INTEGER[], top_weights DOUBLE[]);
 CREATE TABLE IF NOT EXISTS taxonomy (version INTEGER, category VARCHAR, description VARCHAR, keywords VARCHAR,
   topics VARCHAR, is_noise BOOLEAN, created TIMESTAMP);
 CREATE TABLE IF NOT EXISTS taxonomy_changes (version INTEGER, change VARCHAR, category VARCHAR,

@@ -19,13 +19,14 @@ from . import _discover as D
 
 FIT_SIZE = 20_000
 CHUNK = 50_000
+TOP = 5  # topic weights kept per segment (a category may hold several topics)
 
 
 @dataclass
 class Topics:
     """One row per segment (topic, its weight, runner-up topic and weight) and one per topic."""
 
-    assignments: pl.DataFrame  # row, topic_id, weight, topic2, weight2 (topic -1: no topical word)
+    assignments: pl.DataFrame  # row, topic_id, weight (topic -1: no topical word), top_topics, top_weights
     table: pl.DataFrame  # topic_id, size, keywords (list), representative_ids (list), common_rate
     vocabulary: D.Vocabulary
 
@@ -43,21 +44,21 @@ def fit_topics(texts: list[str], seed: int = 0, progress=None) -> Topics:
     parts = []
     for start in range(0, len(texts), CHUNK):
         Xc, _ = D.tfidf(texts[start:start + CHUNK], voc.topical, idf)
-        parts.append(_top2(D.weights(factors, Xc)))
+        parts.append(_top(D.weights(factors, Xc)))
         if progress:
             progress(min(start + CHUNK, len(texts)), len(texts))
-    top = np.vstack(parts)
-    assignments = pl.DataFrame({"row": np.arange(len(texts)), "topic_id": top[:, 0].astype(np.int32),
-                                "weight": top[:, 1], "topic2": top[:, 2].astype(np.int32), "weight2": top[:, 3]})
+    t, w = np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+    assignments = pl.DataFrame({"row": np.arange(len(texts)), "topic_id": t[:, 0].astype(np.int32),
+                                "weight": w[:, 0], "top_topics": t.astype(np.int32), "top_weights": w})
+    assignments = assignments.with_columns(pl.col("top_topics").arr.to_list(), pl.col("top_weights").arr.to_list())
     return Topics(assignments, topic_table(texts, assignments, voc, seed), voc)
 
 
-def _top2(W: np.ndarray) -> np.ndarray:
-    order = np.argsort(-W, 1)[:, :2]
-    w1, w2 = W[np.arange(len(W)), order[:, 0]], W[np.arange(len(W)), order[:, 1]]
-    t1 = np.where(w1 > 1e-9, order[:, 0], -1)
-    t2 = np.where(w2 > 1e-9, order[:, 1], -1)
-    return np.column_stack([t1, w1, t2, w2])
+def _top(W: np.ndarray, k: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` heaviest topics of each row and their weights (topic -1 where the weight is 0)."""
+    order = np.argsort(-W, 1)[:, :k]
+    w = np.take_along_axis(W, order, 1)
+    return np.where(w > 1e-9, order, -1), w
 
 
 def ctfidf(docs_per_class: list[str], vocabulary: list[str]) -> np.ndarray:
