@@ -87,7 +87,7 @@ def tfidf(texts: list[str], words: list[str], idf: TfidfTransformer | None = Non
 
 def over_cluster(n: int, words: int) -> int:
     """How many NMF components: more than the categories an analyst would keep, fewer than the data supports."""
-    return int(np.clip(n // 400, 6, 48)) if words > 10 else 2
+    return int(np.clip(n // 40, 8, 48)) if words > 10 else 2
 
 
 @dataclass

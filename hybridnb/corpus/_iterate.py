@@ -59,7 +59,7 @@ def stand_in_changes(v1: Taxonomy, evidence: np.ndarray, round1: np.ndarray, key
     if named_by != "reason":
         for n in v1.names:
             kw = keywords.get(n, [])
-            if n not in gone and kw and not set(n.split(" / ")) & set(kw[:10]):
+            if n not in gone and kw and " / " in n and not set(n.split(" / ")) & set(kw[:10]):  # keyword names only
                 changes.append({"change": "rename", "category": n, "into": " / ".join(kw[:3]),
                                 "reason": f"its re-derived keywords are {', '.join(kw[:6])}"})
     return changes

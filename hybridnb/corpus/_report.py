@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..store import ledger as _ledger
-from ..config import get_settings
+from .. import ledger as _read_ledger
 from . import _store
 
 
@@ -37,8 +36,7 @@ def off_topic_share(con) -> float:
 
 def costs(con, run_id: str, n: int) -> pl.DataFrame:
     """Spend from the ledger for this run, and what labelling every segment on tokens would cost."""
-    home = get_settings().home
-    led = _ledger.read(home, where=f"batch LIKE 'corpus:{run_id}:%'")
+    led = _read_ledger(where=f"batch LIKE 'corpus:{run_id}:%'")
     rows = []
     for route, label in (("reason", "reasoning route (taxonomy, fine-tuning data, validation)"),
                          ("local", "local compute (distilled labeller, all segments)")):
