@@ -49,7 +49,8 @@ def _parse(raw: bytes, kind: str, path: Path) -> pl.DataFrame:
     if kind == "parquet":
         return pl.read_parquet(raw)
     if kind in ("csv", "tsv"):
-        return pl.read_csv(raw, separator="\t" if kind == "tsv" else ",", infer_schema_length=10_000)
+        # every column as text: ids keep leading zeros, dates are parsed later from the time column
+        return pl.read_csv(raw, separator="\t" if kind == "tsv" else ",", infer_schema=False)
     if raw.lstrip()[:1] == b"[":  # a .json file holding one array of records
         return pl.read_json(raw)
     return pl.read_ndjson(raw, infer_schema_length=10_000)

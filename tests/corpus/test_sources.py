@@ -121,7 +121,7 @@ BAD = [
      rf"has {_sources.MIN_SEGMENTS - 1} non-empty texts .*at least {_sources.MIN_SEGMENTS}"),
     (lambda p: write(tickets(), p / "t.csv"), {"text": "body", "time": "channel"},
      r"time column 'channel' .*not dates or timestamps \(first: 'chat'\)"),
-    (lambda p: write(tickets().with_row_index("n"), p / "t.csv"), {"text": "n"}, r"holds .*, not text"),
+    (lambda p: write(tickets().with_row_index("n"), p / "t.parquet"), {"text": "n"}, r"holds .*, not text"),
 ]
 
 
@@ -171,6 +171,15 @@ def test_export_keys_labels_by_the_input_id_column(tmp_path, ids, out):
     assert got[key][3] == want_id
     assert got["secondary"][1] is None and got["secondary"][0] == "cost"
     assert got["primary"][3] is None  # off-topic
+
+
+def test_csv_ids_keep_their_leading_zeros_in_the_export(tmp_path):
+    df = tickets().with_columns(ticket_id=pl.format("00{}", pl.int_range(pl.len())))
+    con = store(tmp_path)
+    _sources.load(con, path=write(df, tmp_path / "t.csv"), text="body", id="ticket_id")
+    _with_final_labels(con, N)
+    got = _export.labels_frame(con)
+    assert got["ticket_id"][:2].to_list() == ["000", "001"]
 
 
 def test_export_before_a_run_is_one_clear_error(tmp_path, capsys):
