@@ -20,6 +20,9 @@ from scipy.stats import rankdata
 from . import _store
 
 NOISE = "(noise)"  # the off-topic class, on both sides
+REASONING = "held-out reasoning-route labels"
+STAND_IN = "held-out labels of the offline stand-in (deterministic rules, not a model)"
+TRUTH = "the input's truth column"
 Z95 = 1.959963984540054
 
 
@@ -80,6 +83,7 @@ class Quality:
     per_category: pl.DataFrame = field(default_factory=pl.DataFrame)
     ranking_check: pl.DataFrame = field(default_factory=pl.DataFrame)
     unmapped: list[str] = field(default_factory=list)
+    basis: str = ""  # what the figures compare with, in words
 
     def to_markdown(self) -> str:
         from ._quality_md import render
@@ -217,11 +221,11 @@ def evaluate_frame(df: pl.DataFrame) -> Quality:
     }
     unmapped = sorted(k for k, v in mapping.items() if v is None)
     cats = cats.join(sec, on="true_category", how="left")
-    return Quality("truth", figures, cats, check, unmapped)
+    return Quality("truth", figures, cats, check, unmapped, basis=TRUTH)
 
 
-def agreement(pairs: Sequence[tuple[str | None, str | None]]) -> Quality:
-    """Agreement of local labels with held-out reasoning labels (pairs local, reasoning; None = off-topic)."""
+def agreement(pairs: Sequence[tuple[str | None, str | None]], basis: str = REASONING) -> Quality:
+    """Agreement of local labels with held-out reference labels (pairs local, reference; None = off-topic)."""
     n = len(pairs)
     agree = sum(1 for a, b in pairs if a == b)
     low, high = wilson(agree, n)
@@ -234,7 +238,7 @@ def agreement(pairs: Sequence[tuple[str | None, str | None]]) -> Quality:
         rows[key] = (hit + (a == b), tot + 1)
     per = pl.DataFrame([(k, t, h / t) for k, (h, t) in sorted(rows.items())], orient="row",
                        schema={"reasoning_label": pl.String, "held_out": pl.Int64, "agreement": pl.Float64})
-    return Quality("agreement", figures, per)
+    return Quality("agreement", figures, per, basis=basis)
 
 
 def evaluate(con) -> Quality:
@@ -246,14 +250,18 @@ def evaluate(con) -> Quality:
         q = evaluate_frame(df)
     elif _has_rows(con, "final_labels") and _has_rows(con, "labels"):
         rows = con.execute("""
-            WITH held AS (SELECT segment_id, label FROM labels WHERE split = 'validate' AND source = 'reason'
+            WITH held AS (SELECT segment_id, label, source FROM labels
+                          WHERE split = 'validate' AND source IN ('reason', 'stand-in')
                           QUALIFY row_number() OVER (PARTITION BY segment_id ORDER BY round DESC) = 1)
-            SELECT f.primary_label, h.label FROM held h JOIN final_labels f USING (segment_id)
+            SELECT f.primary_label, h.label, h.source FROM held h JOIN final_labels f USING (segment_id)
             ORDER BY segment_id""").fetchall()
-        q = agreement(rows)
+        sources = {r[2] for r in rows}
+        basis = REASONING if sources == {"reason"} else STAND_IN if sources == {"stand-in"} else \
+            f"{REASONING} and {STAND_IN}" if sources else REASONING
+        q = agreement([(a, b) for a, b, _ in rows], basis)
     else:
         q = Quality("none", {})
-    _store.set_result(con, "quality.kind", None, kind=q.kind, unmapped=q.unmapped)
+    _store.set_result(con, "quality.kind", None, kind=q.kind, unmapped=q.unmapped, basis=q.basis)
     for name, value in q.figures.items():
         _store.set_result(con, f"quality.{name}", None if _nan(value) else value)
     return q

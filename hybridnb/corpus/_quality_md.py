@@ -28,9 +28,9 @@ def render(q) -> str:
     f = q.figures
     if q.kind == "agreement":
         return "\n".join([
-            "**Quality: agreement with held-out reasoning-route labels** (the input has no truth column).", "",
-            f"The local labels agree with {_pct(f['agreement'])} of {int(f['agreement_n'])} held-out "
-            f"reasoning labels (95 % Wilson interval {_pct(f['agreement_low'])} – {_pct(f['agreement_high'])}).",
+            f"**Quality: agreement with {q.basis}** (the input has no truth column).", "",
+            f"The local labels agree with {_pct(f['agreement'])} of {int(f['agreement_n'])} {q.basis} "
+            f"(95 % Wilson interval {_pct(f['agreement_low'])} – {_pct(f['agreement_high'])}).",
             "", *_table(q.per_category, {"agreement"})])
     if q.kind != "truth":
         return "**Quality:** not measured (no truth column and no held-out reasoning labels)."

@@ -162,3 +162,13 @@ def test_evaluate_without_truth_reports_agreement_with_an_interval(tmp_path):
     assert "agreement with held-out reasoning-route labels" in q.to_markdown()
     kind = con.execute("SELECT detail FROM results WHERE name = 'quality.kind'").fetchall()[0][0]
     assert '"agreement"' in kind
+
+
+def test_offline_agreement_says_it_is_against_the_stand_in(tmp_path):
+    con = _db(tmp_path)
+    con.execute("""INSERT INTO labels (segment_id, round, label, source, split) VALUES
+        (0, 1, 'x', 'stand-in', 'validate'), (1, 1, 'y', 'stand-in', 'validate')""")
+    con.execute("INSERT INTO final_labels (segment_id, primary_label) VALUES (0, 'x'), (1, 'x')")
+    q = Q.evaluate(con)
+    assert q.figures["agreement"] == pytest.approx(0.5) and q.basis == Q.STAND_IN
+    assert "not a model" in q.to_markdown() and "reasoning-route" not in q.to_markdown()
