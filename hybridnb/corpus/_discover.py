@@ -109,9 +109,10 @@ def fit_nmf(X: sp.csr_matrix, k: int, seed: int) -> Factors:
 
 
 def weights(factors: Factors, X: sp.csr_matrix) -> np.ndarray:
-    """Topic weights of each row (NMF transform; one thread)."""
+    """Topic weights of each row: the TF-IDF mass each topic explains (NMF weights × the component's
+    total loading, so topics with broad or narrow vocabularies compare fairly); one thread."""
     with threadpool_limits(1):
-        return factors.model.transform(X)
+        return factors.model.transform(X) * factors.components.sum(1)[None, :]
 
 
 def assign(W: np.ndarray) -> np.ndarray:

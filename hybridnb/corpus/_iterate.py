@@ -1,7 +1,7 @@
 """Taxonomy v1 → v2 from the disagreements of the first label round.
 
-The round-1 labels (a classifier that did not see the row) are compared with the evidence labels
-(topic weights). The reasoning route is shown each category's share, its re-derived keywords and
+The round-1 labels (evidence from topic weights, with reviews applied) are compared with what a
+classifier that did not see the row predicts. The reasoning route is shown each category's share, its re-derived keywords and
 where its segments went, and answers a list of changes (merge, split, rename, drop; JSON schema).
 Offline the stand-in proposes the changes by rule and is recorded as such:
 

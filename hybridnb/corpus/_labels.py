@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from ._discover import STOP_WORDS, TOKENS
 
 OFF = ""
-SECONDARY_RATIO = 0.35  # evidence: a second theme carries at least this share of the primary's weight
+SECONDARY_RATIO = 0.15  # a second theme carries at least this share of the heaviest category's topic weight
 
 
 class Featurizer:

@@ -87,7 +87,7 @@ def stage_sample(wf) -> int:
     """Stratified (by topic) fine-tuning sample and a held-out validation sample."""
     rng = np.random.default_rng(wf.opts.seed + 1)
     n = len(wf.texts())
-    size = wf.opts.sample_size or int(min(6000, max(1500, 0.025 * n), n // 2))
+    size = wf.opts.sample_size or int(min(8000, max(3000, 0.04 * n), n // 2))
     assign = wf.assignments()["topic_id"].to_numpy()
     take = []
     for t in np.unique(assign):
@@ -135,10 +135,14 @@ def answered(value: dict) -> tuple[str, str]:
 
 
 def stage_rounds(wf) -> int:
-    """Label rounds until successive rounds agree above the threshold (taxonomy v1 → v2 after round 1)."""
+    """Label rounds on the fine-tuning sample until successive rounds agree above the threshold.
+
+    A round's labels are the evidence (topic weights summed per category of the current taxonomy)
+    with the reasoning route's reviews applied; a classifier that did not see the row finds the
+    least-sure rows to review and, after round 1, the disagreements that turn taxonomy v1 into v2.
+    """
     idx = wf.sample_index("train")
-    texts = wf.texts()
-    sample = [texts[i] for i in idx]
+    sample = [wf.texts()[i] for i in idx]
     X = _labels.Featurizer().fit(sample).transform(sample, wf.embeddings(idx))
     v1 = wf.taxonomy(1)
     ev, ev2 = evidence(wf, idx, v1)
@@ -151,17 +155,15 @@ def stage_rounds(wf) -> int:
     wf.save_labels(idx, 1, 1, labels, sec, res, fixed)
     named_by = wf.con.execute("SELECT any_value(decided_by) FROM reason_calls WHERE step = 'consolidate'").fetchall()[0][0]
     vocab = sorted({w for v in v1.categories.values() for w in v["keywords"]} | set(wf.topical_words()))
-    v2, mapping = taxonomy_v2(wf.con, v1, ev, labels, sample, vocab, wf.opts.trust, named_by or "stand-in")
+    v2, mapping = taxonomy_v2(wf.con, v1, labels, res.labels, sample, vocab, wf.opts.trust, named_by or "stand-in")
     wf.save_taxonomy(v2)
-    remap = np.vectorize(lambda x: mapping.get(x, x) if x else x, otypes=[object])
-    prev, sec = remap(labels).astype(str), remap(sec).astype(str)
-    prev, _ = _splits(wf, v2, idx, prev)
-    ev2v = remap(ev2).astype(str)
-    fixed = {i: (mapping.get(p, p) if p else p, mapping.get(s, s) if s else s) for i, (p, s) in fixed.items()}
+    prev = np.array([mapping.get(x, x) if x else x for x in labels], dtype=object).astype(str)
+    fixed = {i: (mapping.get(p, p) if p else p, mapping.get(q, q) if q else q) for i, (p, q) in fixed.items()}
+    ev, ev2 = evidence(wf, idx, v2)
     agree, rounds = 0.0, 1
     for r in range(2, wf.opts.max_rounds + 1):
         res = _labels.cross_fit(X, prev, seed=wf.opts.seed + r)
-        labels, sec, fixed = _review(wf, r, v2.names, idx, res, prev, np.where(sec != _labels.OFF, sec, ev2v), fixed)
+        labels, sec, fixed = _review(wf, r, v2.names, idx, res, ev, ev2, fixed)
         wf.save_labels(idx, r, 2, labels, sec, res, fixed)
         agree, rounds = _labels.agreement(labels, prev), r
         _store.set_result(wf.con, f"agreement_round_{r}", agree, versus=f"round {r - 1}")
@@ -173,21 +175,10 @@ def stage_rounds(wf) -> int:
     return len(idx)
 
 
-def _splits(wf, v2, idx, labels):
-    """Rows of topics split off into a new category take that category."""
-    split = {c["category"]: c for c in v2.changes if c["change"] == "split"}
-    if not split:
-        return labels, 0
-    tm = v2.topic_map()
-    topic = wf.assignments()["topic_id"].to_numpy()[idx]
-    new = np.array([tm.get(int(t)) or "" for t in topic], dtype=object)
-    moved = np.isin(labels, list(split)) & ~np.isin(new, list(split)) & (new != "")
-    return np.where(moved, new, labels).astype(str), int(moved.sum())
-
-
 def _review(wf, r: int, names, idx, res, prim, sec, fixed: dict):
-    """The reasoning route reviews the least-sure rows of a round (primary + secondary); answers stick."""
-    labels = res.labels.astype(object)
+    """The reasoning route reviews the least-sure rows of a round (primary + secondary); answers stick.
+    Returns the round's labels: ``prim``/``sec`` with every review so far applied."""
+    labels = np.asarray(prim, dtype=object).copy()
     exclude = np.zeros(len(idx), bool)
     exclude[list(fixed)] = True
     pick = _labels.least_sure(res.proba, exclude, wf.opts.review_per_round)
