@@ -139,7 +139,7 @@ def _check_ids(ids: pl.Series, where: str) -> None:
 
 def _timestamps(col: pl.Series, where: str) -> pl.Series:
     if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
-        return col.cast(pl.Datetime("us")).dt.replace_time_zone(None).alias("ts")
+        return _naive_utc(col.cast(pl.Datetime("us", getattr(col.dtype, "time_zone", None))))
     if col.dtype != pl.String:
         raise CorpusError(f"time column {col.name!r} in {where} holds {col.dtype}; give dates or timestamps")
     try:
@@ -150,7 +150,14 @@ def _timestamps(col: pl.Series, where: str) -> pl.Series:
     if bad.any():
         raise CorpusError(f"time column {col.name!r} in {where}: {int(bad.sum())} values are not dates or "
                           f"timestamps (first: {col.filter(bad)[0]!r})")
-    return parsed.dt.replace_time_zone(None).alias("ts")
+    return _naive_utc(parsed)
+
+
+def _naive_utc(ts: pl.Series) -> pl.Series:
+    """Timestamps with a time zone become UTC wall time; naive ones stay as they are."""
+    if getattr(ts.dtype, "time_zone", None):
+        ts = ts.dt.convert_time_zone("UTC")
+    return ts.dt.replace_time_zone(None).alias("ts")
 
 
 def _truth_values(col: pl.Series) -> pl.Series:

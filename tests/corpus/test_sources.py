@@ -66,6 +66,17 @@ def test_load_a_file_with_metadata_and_truth(tmp_path, suffix):
     assert info["n_skipped_empty"] == str(skipped) and info["text_column"] == "body"
 
 
+def test_time_zones_become_utc(tmp_path):
+    df = tickets().with_columns(opened=pl.lit("2024-06-01T10:00:00+02:00"))
+    con = store(tmp_path)
+    _sources.load(con, data=df, text="body", time="opened")
+    aware = tickets().with_columns(opened=pl.datetime(2024, 6, 1, 10, time_zone="Europe/Paris"))
+    con2 = store(tmp_path, "b.duckdb")
+    _sources.load(con2, data=aware, text="body", time="opened")
+    for c in (con, con2):
+        assert str(c.execute("SELECT min(ts), max(ts) FROM segments").fetchall()[0][0]) == "2024-06-01 08:00:00"
+
+
 def test_load_frames_and_a_db_table(tmp_path):
     con = store(tmp_path)
     s = _sources.load(con, data=tickets().to_pandas(), text="body")
