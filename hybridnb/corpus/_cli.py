@@ -83,10 +83,24 @@ def run_kwargs(args) -> dict:
     return kw
 
 
-def _run(args) -> int:
-    from . import run
+def _corpus(module: str):
+    """Import a corpus module; a missing dependency is one line naming the pip command."""
+    import importlib
 
-    result = run(**run_kwargs(args))
+    try:
+        return importlib.import_module(f"{__package__}.{module}")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("hybridnb"):
+            raise
+        from ..core.extras import install_hint
+        from ..errors import MissingExtra
+
+        raise MissingExtra(f"hybridnb corpus needs the [corpus] extra (missing: {exc.name}): "
+                           f"{install_hint('corpus')}") from exc
+
+
+def _run(args) -> int:
+    result = _corpus("_workflow").run(**run_kwargs(args))
     report = getattr(result, "report_path", None)
     if report:
         print(f"report: {report}")
@@ -94,8 +108,7 @@ def _run(args) -> int:
 
 
 def _generate(args) -> int:
-    from ._sources import generated_frame
-
+    generated_frame = _corpus("_sources").generated_frame
     out = Path(args.out)
     if out.suffix.lower() not in OUT_SUFFIXES:
         raise CorpusError(f"cannot write {out.suffix or 'a file without suffix'}: use .parquet, .csv or .jsonl")
@@ -110,8 +123,6 @@ def _generate(args) -> int:
 
 
 def _export(args) -> int:
-    from ._export import export_labels
-
-    df = export_labels(args.db, args.labels)
+    df = _corpus("_export").export_labels(args.db, args.labels)
     print(f"{df.height:,} labels ({', '.join(df.columns)}) → {args.labels}", file=sys.stderr)
     return 0
