@@ -73,9 +73,7 @@ def _distilled(wf):
 
 
 def _frame(wf, prim, conf) -> pl.DataFrame:
-    a = wf.assignments()
-    sec, conf2 = _labels.secondary_from_topics(a["top_topics"].to_list(), a["top_weights"].to_list(),
-                                               wf.taxonomy(2).topic_map(), prim)
+    sec, conf2 = _labels.secondary_from_topics(*wf.topic_weights(), wf.taxonomy(2).topic_map(), prim)
     frame = pl.DataFrame({
         "segment_id": wf.segments()["segment_id"].to_numpy(),
         "primary_label": pl.Series(list(prim), dtype=pl.String),

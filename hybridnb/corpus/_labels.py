@@ -52,19 +52,12 @@ def new_classifier(seed: int = 0) -> LogisticRegression:
 
 def evidence_labels(top_topics, top_weights, topic_map: dict) -> tuple[np.ndarray, np.ndarray]:
     """Primary and secondary label per row from its heaviest topics, summed per category (topic map)."""
-    prim, sec = [], []
-    for topics, weights in zip(top_topics, top_weights):
-        by: dict[str, float] = {}
-        for t, w in zip(topics, weights):
-            if t is not None and t >= 0:
-                c = topic_map.get(int(t)) or OFF
-                by[c] = by.get(c, 0.0) + w
-        ranked = sorted(by.items(), key=lambda kv: -kv[1])
-        p = ranked[0][0] if ranked else OFF
-        s = next((c for c, w in ranked[1:] if c != OFF and w >= SECONDARY_RATIO * ranked[0][1]), OFF)
-        prim.append(p)
-        sec.append(s if p != OFF else OFF)
-    return np.array(prim, dtype=str), np.array(sec, dtype=str)
+    names, M = category_weights(top_topics, top_weights, topic_map)
+    labels = np.array(names + [OFF], dtype=object)
+    j = M.argmax(1)
+    prim = np.where(M.max(1) > 0, labels[j], OFF)
+    sec, _ = secondary_from_topics(top_topics, top_weights, topic_map, np.where(prim == OFF, None, prim))
+    return prim.astype(str), np.array([x or OFF for x in sec], dtype=str)
 
 
 @dataclass
@@ -104,23 +97,39 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b)) if len(a) else 1.0
 
 
+def category_weights(top_topics: np.ndarray, top_weights: np.ndarray, topic_map: dict) -> tuple[list, np.ndarray]:
+    """Per row, the topic weights summed per category: (on-topic names, (n, k + 1) matrix whose
+    last column is the weight of off-topic topics)."""
+    names = sorted({c for c in topic_map.values() if c})
+    col = {c: j for j, c in enumerate(names)}
+    size = max([0, *topic_map]) + 2
+    lookup = np.full(size, len(names) + 1)  # unknown topics: a discarded column
+    for t, c in topic_map.items():
+        lookup[int(t)] = col[c] if c else len(names)
+    t = np.asarray(top_topics)
+    cat = np.where(t >= 0, lookup[np.clip(t, 0, size - 1)], len(names) + 1)
+    M = np.zeros((len(t), len(names) + 2))
+    rows = np.repeat(np.arange(len(t)), t.shape[1])
+    np.add.at(M, (rows, cat.ravel()), np.asarray(top_weights, dtype=float).ravel())
+    return names, M[:, :-1]
+
+
 def secondary_from_topics(top_topics, top_weights, topic_map: dict, primary) -> tuple[list, np.ndarray]:
     """Secondary concern per row: the heaviest other on-topic category of its topic weights when it
     carries >= :data:`SECONDARY_RATIO` of the heaviest category's weight; confidence = that ratio."""
-    sec, conf = [], np.full(len(primary), np.nan)
-    for i, (topics, weights, p) in enumerate(zip(top_topics, top_weights, primary)):
-        by: dict[str, float] = {}
-        for t, w in zip(topics, weights):
-            c = topic_map.get(int(t)) if t is not None and t >= 0 else None
-            if c:
-                by[c] = by.get(c, 0.0) + w
-        top = max(by.values(), default=0.0)
-        best = max(((c, w) for c, w in by.items() if c != p), key=lambda cw: cw[1], default=(None, 0.0))
-        ok = p is not None and best[0] is not None and top > 0 and best[1] >= SECONDARY_RATIO * top
-        sec.append(best[0] if ok else None)
-        if ok:
-            conf[i] = min(1.0, best[1] / top)
-    return sec, conf
+    names, M = category_weights(top_topics, top_weights, topic_map)
+    if not names:
+        return [None] * len(primary), np.full(len(primary), np.nan)
+    top = M.max(1)
+    M = M[:, :-1]
+    prim = np.asarray(primary, dtype=object)
+    own = np.array(names, dtype=object)[None, :] == prim[:, None]
+    other = np.where(own, -1.0, M)
+    j = other.argmax(1)
+    w = other[np.arange(len(M)), j]
+    ok = (prim != None) & (top > 0) & (w > 0) & (w >= SECONDARY_RATIO * top)  # noqa: E711
+    sec = np.where(ok, np.array(names, dtype=object)[j], None)
+    return sec.tolist(), np.where(ok, np.minimum(1.0, w / np.maximum(top, 1e-12)), np.nan)
 
 
 class LocalLabeller:

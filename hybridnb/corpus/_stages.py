@@ -108,8 +108,7 @@ def stage_sample(wf) -> int:
 
 
 def evidence(wf, idx: np.ndarray, tax) -> tuple[np.ndarray, np.ndarray]:
-    a = wf.assignments()[idx]
-    return _labels.evidence_labels(a["top_topics"].to_list(), a["top_weights"].to_list(), tax.topic_map())
+    return _labels.evidence_labels(*wf.topic_weights(idx), tax.topic_map())
 
 
 def label_asks(wf, idx, texts, names: list[str], prim, sec) -> list[Ask]:

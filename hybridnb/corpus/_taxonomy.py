@@ -77,11 +77,39 @@ def load_codebook(codebook) -> dict[str, str]:
     return {str(k): " ".join(v) if isinstance(v, list) else str(v) for k, v in codebook.items()}
 
 
-def off_topic_flags(common_rate: np.ndarray) -> np.ndarray:
-    """Topics whose segments hardly use the words the rest of the corpus shares."""
+def off_topic_flags(common_rate, sizes, keywords: list[list[str]]) -> np.ndarray:
+    """Topics whose segments hardly use the words the rest of the corpus shares (below
+    :data:`OFF_RATE` of the size-weighted median topic), or whose keywords are mostly garbled
+    function words (one edit away from a stop word: transcription noise)."""
     rate = np.nan_to_num(np.asarray(common_rate, float), nan=1.0)
-    med = float(np.median(rate)) if len(rate) else 0.0
-    return rate < OFF_RATE * med if med > 0 else np.zeros(len(rate), bool)
+    sizes = np.asarray(sizes, float)
+    order = np.argsort(rate)
+    cum = np.cumsum(sizes[order])
+    med = float(rate[order][np.searchsorted(cum, cum[-1] / 2)]) if len(rate) else 0.0
+    low = rate < OFF_RATE * med if med > 0 else np.zeros(len(rate), bool)
+    garbled = np.array([np.mean([_near_stop(w) for w in kw[:12]]) >= 0.5 if kw else False for kw in keywords])
+    return low | garbled
+
+
+def _near_stop(word: str) -> bool:
+    """One deletion, insertion, substitution or swap away from a stop word (and not one itself)."""
+    from ._discover import STOP_WORDS
+
+    if word in STOP_WORDS or len(word) > 9:
+        return False
+    for stop in STOP_WORDS:
+        if abs(len(stop) - len(word)) <= 1 and _one_edit(word, stop):
+            return True
+    return False
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def _hint(keywords: list[str], book: dict[str, str]) -> str | None:
@@ -92,7 +120,7 @@ def _hint(keywords: list[str], book: dict[str, str]) -> str | None:
 
 
 def topic_asks(table: pl.DataFrame, texts: list[str], book: dict[str, str]) -> list[Ask]:
-    off = off_topic_flags(table["common_rate"].to_numpy())
+    off = off_topic_flags(table["common_rate"].to_numpy(), table["size"].to_numpy(), table["keywords"].to_list())
     asks = []
     for row, is_off in zip(table.iter_rows(named=True), off):
         kw = row["keywords"]

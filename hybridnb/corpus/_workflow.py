@@ -128,6 +128,12 @@ class Workflow:
             self._cache["assign"] = _store.frame(self.con, "SELECT * FROM topic_assignments ORDER BY segment_id")
         return self._cache["assign"]
 
+    def topic_weights(self, idx=None) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 5) arrays of each segment's heaviest topics and their weights (rows ``idx``)."""
+        a = self.assignments() if idx is None else self.assignments()[idx]
+        k = len(a["top_topics"][0]) if a.height else 0
+        return (a["top_topics"].list.to_array(k).to_numpy(), a["top_weights"].list.to_array(k).to_numpy())
+
     def topics(self) -> pl.DataFrame:
         df = _store.frame(self.con, "SELECT * FROM topics ORDER BY topic_id")
         return df.with_columns(pl.col("keywords").str.split(" "),
