@@ -160,7 +160,8 @@ def per_category(pred: Sequence[str | None], true: Sequence[str | None],
     yt = np.array([NOISE if x is None else str(x) for x in true], dtype=object)
     inverse = {v: k for k, v in mapping.items() if v is not None}
     rows = []
-    for t in sorted(set(yt.tolist())):
+    counts = {t: int((yt == t).sum()) for t in set(yt.tolist())}
+    for t in sorted(counts, key=lambda c: (c == NOISE, -counts[c], c)):  # largest first, noise last
         hit = int(((yp == t) & (yt == t)).sum())
         n_pred, n_true = int((yp == t).sum()), int((yt == t).sum())
         prec = hit / n_pred if n_pred else 0.0
