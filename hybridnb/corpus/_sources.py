@@ -73,6 +73,7 @@ def load(con, *, data=None, path=None, table=None, text="text", id=None, role=No
     if "digest" not in info:
         used = [c for c in cols.values() if c is not None and c in df.columns]
         info["digest"] = _source_read.frame_digest(df, used)
+    info["digest"] = f"{info['digest']} {json.dumps(cols, sort_keys=True)}"  # same data, other columns: another corpus
     segments, truth_df, counts = prepare(df, where, **cols)
     info.update({f"{k}_column": v for k, v in cols.items()}, **counts)
     info["id_dtype"] = str(df[id].dtype) if id else None

@@ -108,6 +108,8 @@ def test_same_source_resumes_and_another_is_refused(tmp_path):
     first = _sources.load(con, path=path, text="body", id="ticket_id")
     con.execute("INSERT INTO results VALUES ('marker', 1, '')")
     assert _sources.load(con, path=path, text="body", id="ticket_id") == first
+    with pytest.raises(CorpusError, match="already holds another corpus"):
+        _sources.load(con, path=path, text="channel", id="ticket_id")  # same file, another text column
     other = write(tickets(N + 5), tmp_path / "u.csv")
     with pytest.raises(CorpusError, match="already holds another corpus"):
         _sources.load(con, path=other, text="body")
@@ -261,3 +263,4 @@ def test_cli_runs_a_brought_corpus_end_to_end_and_exports_its_labels(tmp_path, c
     f1 = con.execute("SELECT value FROM results WHERE name = 'quality.macro_f1'").fetchall()[0][0]
     con.close()
     assert f1 > 0.6  # the offline run recovers most intents (0.82 when written)
+
