@@ -14,12 +14,12 @@ from ._embed import available_embedders, embed, load_embedder
 from ._output import charts
 from ._report import costs, ranking, reasoning_summary, secondary_ranking
 from ._store import SCHEMA_VERSION, open_store
-from ._taxonomy import Taxonomy, diff
+from ._taxonomy import TOPIC_SCHEMA, Taxonomy, diff
 from ._topics import Topics, fit_topics
 from ._workflow import STAGES, Options, Result, Workflow, run
 
 __all__ = sorted([
-    "Category", "NOISE_LABEL", "Options", "Result", "Spec", "default_spec", "generate", "load_spec", "SCHEMA_VERSION", "STAGES", "Taxonomy", "Topics", "Workflow", "available_embedders",
+    "Category", "NOISE_LABEL", "Options", "Result", "Spec", "default_spec", "generate", "load_spec", "SCHEMA_VERSION", "STAGES", "TOPIC_SCHEMA", "Taxonomy", "Topics", "Workflow", "available_embedders",
     "charts", "costs", "diff", "embed", "fit_topics", "load_embedder", "open_store", "ranking",
     "reasoning_summary", "run", "secondary_ranking",
 ])
