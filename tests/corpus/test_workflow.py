@@ -188,3 +188,36 @@ def test_foreign_and_old_db(tmp_path):
     con.close()
     with pytest.raises(CorpusError, match="schema version 2"):
         corpus.run(n=1_000, db=old, progress=False)
+
+
+def test_local_llm_labeller_goes_through_map_on_the_local_route(_server, tmp_path):
+    """--labeller local-llm: every segment is labelled by hybridnb.map(route="local", choices=taxonomy)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        _isolate(mp, tmp_path / "home")
+        mp.setenv("HYBRIDNB_LOCAL_BASE_URL", _server.base_url)
+        mp.setenv("HYBRIDNB_LOCAL_MODEL", "test-local-model")
+        _server.reset()
+        result = corpus.run(n=1_500, db=tmp_path / "l.duckdb", seed=2, labeller="local-llm", progress=False)
+        asked = [e for e in _server.log if "Which category is this segment mainly about" in json.dumps(e["body"])]
+        assert len(asked) == 1_500
+        con = duckdb.connect(str(result.db), read_only=True)
+        n, labelled = con.execute("SELECT count(*), count(primary_label) FROM final_labels").fetchall()[0]
+        names = {r[0] for r in con.execute("SELECT category FROM taxonomy WHERE version = 2 AND NOT is_noise")
+                 .fetchall()}
+        got = {r[0] for r in con.execute("SELECT DISTINCT primary_label FROM final_labels "
+                                         "WHERE primary_label IS NOT NULL").fetchall()}
+        con.close()
+        assert n == 1_500 and got <= names  # the loopback "model" may call everything off-topic
+        from hybridnb.store import ledger
+
+        local = ledger.read(tmp_path / "home").filter(pl_col_route("local"))
+        assert local.filter(local["status"] == "ok").height == 1_500 and (local["pricing"] == "compute").all()
+    finally:
+        mp.undo()
+
+
+def pl_col_route(route: str):
+    import polars as pl
+
+    return (pl.col("route") == route) & (pl.col("kind") == "call")
