@@ -1,0 +1,80 @@
+"""Discovery pieces on hand-made inputs: topical vs common words, the merge cut, off-topic flags,
+category weights, and the stand-in's ledger economics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybridnb.corpus import _discover, _labels, _taxonomy
+
+GROUPS = {"a": "alpha amber azure anvil aspen acorn", "b": "bison birch basil bronze brook bugle",
+          "c": "cedar cobalt comet coral crane cumin"}
+SHARED = "project team plan update"
+
+
+def texts(n: int = 3_000, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    out, truth = [], []
+    for _ in range(n):
+        g = rng.choice(list(GROUPS))
+        words = list(rng.choice(GROUPS[g].split(), 4)) + list(rng.choice(SHARED.split(), 2)) + ["um", "the"]
+        rng.shuffle(words)
+        out.append(" ".join(words))
+        truth.append(g)
+    return out, truth
+
+
+def test_topical_and_common_words_are_told_apart():
+    voc = _discover.vocabulary(texts()[0])
+    assert set(" ".join(GROUPS.values()).split()) <= set(voc.topical)
+    assert set(SHARED.split()) <= set(voc.common) and not set(SHARED.split()) & set(voc.topical)
+    assert "um" not in voc.mass and "the" not in voc.mass  # stop words and fillers never count
+
+
+def test_merge_cut_recovers_blocks_of_an_over_clustered_similarity():
+    rng = np.random.default_rng(1)
+    blocks = np.repeat(np.arange(4), 5)  # 20 topics, 4 themes
+    sim = np.where(blocks[:, None] == blocks[None, :], 0.6, 0.02) + rng.uniform(0, 0.05, (20, 20))
+    sim = (sim + sim.T) / 2
+    groups = _taxonomy.merge_groups(sim)
+    assert len(set(groups)) == 4
+    assert all(len(set(groups[blocks == b])) == 1 for b in range(4))
+
+
+def test_off_topic_flags_low_common_rate_and_garbled_function_words():
+    rate = [2.0, 1.8, 2.2, 0.0, 1.9]
+    kw = [["alpha"], ["bison"], ["cedar"], ["thanks"], ["soo", "tink", "adn", "wee"]]
+    flags = _taxonomy.off_topic_flags(rate, [100, 100, 100, 50, 40], kw)
+    assert flags.tolist() == [False, False, False, True, True]
+    assert _taxonomy._one_edit("adn", "and") and not _taxonomy._one_edit("cedar", "and")
+
+
+def test_evidence_sums_topic_weights_per_category():
+    topic_map = {0: "A", 1: "A", 2: "B", 3: None}
+    top = np.array([[2, 0, 1, -1, -1], [3, 0, -1, -1, -1], [0, 2, -1, -1, -1]])
+    w = np.array([[0.5, 0.3, 0.3, 0, 0], [0.9, 0.1, 0, 0, 0], [0.6, 0.1, 0, 0, 0]])
+    prim, sec = _labels.evidence_labels(top, w, topic_map)
+    # row 0: B alone is heaviest topic, but A's two topics sum to more -> A primary, B secondary
+    assert prim.tolist() == ["A", "", "A"] and sec.tolist() == ["B", "", "B"]
+
+
+def test_stand_in_calls_are_ledgered_as_simulated_without_a_model(tmp_path, monkeypatch):
+    for key in ("HYBRIDNB_REASON_API_KEY", "OPENAI_API_KEY", "HYBRIDNB_REASON_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HYBRIDNB_HOME", str(tmp_path))
+    from hybridnb import config
+    from hybridnb.core.dispatcher import reset_dispatcher
+    from hybridnb.corpus import _core
+    from hybridnb.store import ledger
+
+    config.session.clear()
+    reset_dispatcher()
+    target = _core.reasoning_target()
+    assert target.simulated
+    reqs = [_core.build_request("name this topic: alpha amber azure", target.model, tags={"batch": "t"})]
+    (tokens, usd), = _core.ledger_simulated(reqs, ['{"name": "A"}'], target)
+    rows = ledger.read(tmp_path)
+    assert rows.height == 1 and rows["simulated"][0] and rows["backend"][0] == _core.STAND_IN_BACKEND
+    assert tokens > 0 and usd == pytest.approx(rows["cost_usd"][0]) and usd > 0
+    reset_dispatcher()
