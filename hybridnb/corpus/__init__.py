@@ -4,22 +4,34 @@ ranking, quality and cost report.
 
 ``hybridnb.corpus.run(data="tickets.parquet", text="body")`` runs it end to end and resumes from the DB;
 ``hybridnb.corpus.run()`` generates the bundled 230K-segment corpus first.
+
+Names load lazily (PEP 562): importing ``hybridnb.corpus`` or one of its submodules costs nothing
+until a name is used.
 """
 
 from __future__ import annotations
 
-from ._generate import NOISE_LABEL, generate  # the bundled generator: one source among others
-from ._spec import Category, Spec, default_spec, load_spec
-from ._embed import available_embedders, embed, load_embedder
-from ._output import charts
-from ._report import costs, ranking, reasoning_summary, secondary_ranking
-from ._store import SCHEMA_VERSION, open_store
-from ._taxonomy import TOPIC_SCHEMA, Taxonomy, diff
-from ._topics import Topics, fit_topics
-from ._workflow import STAGES, Options, Result, Workflow, run
+import importlib
 
-__all__ = sorted([
-    "Category", "NOISE_LABEL", "Options", "Result", "Spec", "default_spec", "generate", "load_spec", "SCHEMA_VERSION", "STAGES", "TOPIC_SCHEMA", "Taxonomy", "Topics", "Workflow", "available_embedders",
-    "charts", "costs", "diff", "embed", "fit_topics", "load_embedder", "open_store", "ranking",
-    "reasoning_summary", "run", "secondary_ranking",
-])
+_NAMES = {
+    "NOISE_LABEL": "_generate", "generate": "_generate",  # the bundled generator: one source among others
+    "Category": "_spec", "Spec": "_spec", "default_spec": "_spec", "load_spec": "_spec",
+    "available_embedders": "_embed", "embed": "_embed", "load_embedder": "_embed",
+    "charts": "_output", "costs": "_report", "ranking": "_report", "reasoning_summary": "_report",
+    "secondary_ranking": "_report", "SCHEMA_VERSION": "_store", "open_store": "_store",
+    "TOPIC_SCHEMA": "_taxonomy", "Taxonomy": "_taxonomy", "diff": "_taxonomy", "Topics": "_topics",
+    "fit_topics": "_topics", "Result": "_result", "STAGES": "_workflow", "Options": "_workflow",
+    "Workflow": "_workflow", "run": "_workflow",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

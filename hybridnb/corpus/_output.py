@@ -43,7 +43,7 @@ def _replace_table(con, table: str, df: pl.DataFrame) -> None:
 
 
 def build_result(wf, timings, resumed):
-    from ._workflow import Result
+    from ._result import Result
 
     q = {k: v for k, v in _store.frame(wf.con, "SELECT name, value FROM results").iter_rows() if v is not None}
     cost = _store.frame(wf.con, "SELECT * FROM cost_comparison")

@@ -59,7 +59,7 @@ class Taxonomy:
                                     "keywords": pl.String, "topics": pl.String, "is_noise": pl.Boolean})
 
 
-def load_codebook(codebook) -> dict[str, str]:
+def read_prior(codebook) -> dict[str, str]:
     """A prior codebook (dict, or a JSON/TOML file of name -> description/words) as name -> text."""
     if codebook is None:
         return {}
@@ -190,7 +190,7 @@ def consolidate_ask(table: pl.DataFrame, proposals: dict[int, dict], sim: np.nda
 def taxonomy_v1(con, table: pl.DataFrame, texts: list[str], centroids: np.ndarray, trust: str,
                 codebook=None) -> tuple[Taxonomy, dict[int, dict]]:
     """Name every topic and consolidate into v1 (reasoning route, or the stand-in offline)."""
-    book = load_codebook(codebook)
+    book = read_prior(codebook)
     answers = ask(con, "name_topics", topic_asks(table, texts, book), trust)
     proposals = {int(k.split(":")[1]): a.value for k, a in answers.items()}
     sim = similarity(centroids, table["keywords"].to_list())

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from . import _store
 from ._distil import stage_distil, stage_validate
 from ._stages import (stage_embed, stage_load, stage_rounds, stage_sample, stage_taxonomy,
                       stage_topics)
+from ._result import Result
 from ._taxonomy import Taxonomy
 
 STAGES = ("load", "embed", "topics", "taxonomy", "sample", "label_rounds", "validate", "distil", "report")
@@ -45,30 +46,6 @@ class Options:
         d = asdict(self)
         d.pop("trust")
         return d
-
-
-@dataclass
-class Result:
-    """What a run produced: figures, tables and where the report is."""
-
-    db: Path
-    report: Path
-    timings: dict[str, float]
-    quality: dict[str, float]
-    ranking: pl.DataFrame
-    costs: pl.DataFrame
-    resumed: list[str] = field(default_factory=list)
-    secondary: pl.DataFrame | None = None
-
-    @property
-    def report_path(self) -> Path:
-        return self.report
-
-    def __getitem__(self, key):  # dict-style access for the CLI
-        return getattr(self, key)
-
-    def _repr_markdown_(self) -> str:
-        return self.report.read_text(encoding="utf-8")
 
 
 class Workflow:
