@@ -15,6 +15,8 @@ import dataclasses
 
 from .. import get_dispatcher
 from ..core.calls import build_request, template_hash
+from ..core.extras import install_hint
+from ..errors import MissingExtra
 from ..core.pricing import estimate_tokens, token_cost
 from ..core.records import make_record
 from ..types import Usage
@@ -22,8 +24,25 @@ from ..types import Usage
 STAND_IN_BACKEND = "corpus-stand-in"
 STAND_IN_MODEL = "deterministic stand-in (c-TF-IDF keywords, centroid similarity)"
 
-__all__ = ["STAND_IN_BACKEND", "STAND_IN_MODEL", "build_request", "ledger_simulated", "reasoning_target",
+__all__ = ["STAND_IN_BACKEND", "STAND_IN_MODEL", "build_request", "ledger_simulated", "reasoning_target", "require_extra",
            "template_hash"]
+
+
+ANALYSIS_MODULES = ("numpy", "scipy", "sklearn", "threadpoolctl")
+
+
+def require_extra() -> None:
+    """One clear error naming the pip command when the analysis's own dependencies are missing.
+
+    (core.extras' "corpus" entry also lists bertopic, which the analysis no longer imports, and
+    ``tokenlearn_static_model``, whose importable module is ``static_model``; hence this narrower check.)
+    """
+    import importlib.util
+
+    absent = [m for m in ANALYSIS_MODULES if importlib.util.find_spec(m) is None]
+    if absent:
+        raise MissingExtra(f"the corpus workflow needs the [corpus] extra (missing: {', '.join(absent)}): "
+                           f"{install_hint('corpus')}")
 
 
 def reasoning_target():

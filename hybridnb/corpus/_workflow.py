@@ -226,6 +226,9 @@ def run(data=None, *, text: str = "text", id: str | None = None, role: str | Non
     ``"distilled"`` (CPU classifier, default) or ``"local-llm"`` (bulk labels via ``hybridnb.map``
     on the local route). Writes ``<db stem>_report.md`` next to the DB.
     """
+    from ._core import require_extra
+
+    require_extra()
     source = _source_args(data, table, text=text, id=id, role=role, time=time, truth=truth,
                           truth_secondary=truth_secondary, n=n, seed=seed, shares=shares)
     book = codebook if isinstance(codebook, dict) else None
