@@ -264,3 +264,14 @@ def test_cli_runs_a_brought_corpus_end_to_end_and_exports_its_labels(tmp_path, c
     con.close()
     assert f1 > 0.6  # the offline run recovers most intents (0.82 when written)
 
+
+
+def test_the_command_line_stays_light_until_a_corpus_command_runs():
+    """Building the parser (every `hybridnb ...` command does) must not import the corpus stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hybridnb.cli import build_parser; build_parser(); "
+            "print([m for m in ('altair', 'sklearn', 'scipy', 'numpy', 'bertopic') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
