@@ -1,4 +1,25 @@
-"""The generator's specification: categories with shares, and loading a custom shares file."""
+"""The generator's specification: categories with shares, and loading a custom shares file.
+
+A shares file (TOML or JSON) may reuse built-in categories by id or define entirely new ones::
+
+    multi_topic = 0.25                 # share of topical segments with a secondary concern
+    frequent_secondary = "swarming"    # a category often mentioned second (default: cost, if present)
+    frequent_secondary_rate = 0.4      # (alias: cost_secondary)
+    noise_scale = 1.0                  # 0..1.6 × the default off-topic rates
+    shared = "hive colony season ..."  # optional: words every category uses (default: the built-in list)
+
+    [noise]                            # optional: off-topic words (both lists)
+    logistics = "raffle marquee parking ..."
+    banter = "cuppa biscuits drizzle ..."
+
+    [categories.swarming]              # one table per category: share, and for a new id name + words
+    name = "Swarm management"
+    share = 0.15
+    words = "swarm swarming cells split ..."   # at least 5, most frequent first; drift = 0.0 optional
+
+or a ``[shares]`` table of ``id = share`` next to the ``[categories.*]`` tables. Shares must sum to 1.
+``tests/corpus/data/invented_apiary.toml`` is a complete example with no word of the default vocabulary.
+"""
 
 from __future__ import annotations
 
