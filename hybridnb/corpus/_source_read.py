@@ -42,7 +42,25 @@ def read_path(path: "str | Path") -> tuple[pl.DataFrame, str]:
         raise
     except Exception as exc:  # polars/pyarrow parse errors have many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if kind == "jsonl":
+            first = _bad_json_line(raw) or first
         raise CorpusError(f"cannot read {path} as {kind}: {first}") from exc
+
+
+def _bad_json_line(raw: bytes) -> str | None:
+    """The first line of a JSON-lines file that is not a JSON object, in words."""
+    import json
+
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError as exc:
+            return f"line {number} is not valid JSON ({exc.msg})"
+        if not ok:
+            return f"line {number} is not a JSON object"
+    return None
 
 
 def _parse(raw: bytes, kind: str, path: Path) -> pl.DataFrame:

@@ -123,6 +123,7 @@ BAD = [
     (lambda p: put(p / "e.csv", ""), {}, r"input file is empty"),
     (lambda p: put(p / "c.parquet", b"PAR1 not really"), {},
      r"cannot read .*c\.parquet as parquet"),
+    (lambda p: put(p / "j.jsonl", '{"text": "a"}\n{"text": "b"\n'), {}, r"as jsonl: line 2 is not valid JSON"),
     (lambda p: write(tickets(), p / "t.csv"), {"text": "text"},
      r"no text column 'text' in .*t\.csv; its columns are: 'ticket_id', 'body', 'channel'"),
     (lambda p: write(tickets(), p / "t.csv"), {"text": "body", "truth": "answer"}, r"no truth column 'answer'"),
@@ -275,3 +276,4 @@ def test_the_command_line_stays_light_until_a_corpus_command_runs():
             "print([m for m in ('altair', 'sklearn', 'scipy', 'numpy', 'bertopic') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
