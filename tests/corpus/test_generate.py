@@ -145,15 +145,18 @@ def _default_words() -> set[str]:
     return words
 
 
-def test_invented_vocabulary_shares_no_word_or_name_with_the_default():
-    spec, default = load_spec(DATA / "invented_apiary.toml"), load_spec(None)
+@pytest.mark.parametrize("name", ["invented_apiary.toml", "invented_syllables.toml"])
+def test_invented_vocabulary_shares_no_word_or_name_with_the_default(name):
+    spec, default = load_spec(DATA / name), load_spec(None)
     mine = set(spec.shared) | set(spec.noise_words[0]) | set(spec.noise_words[1])
     for c in spec.categories:
         mine |= set(c.words)
     assert not mine & _default_words()
     assert not {c.id for c in spec.categories} & set(default.ids)
     assert not {c.name for c in spec.categories} & {c.name for c in default.categories}
-    assert spec.frequent_secondary == "swarming"
+    assert spec.frequent_secondary in spec.ids
+    words = [w for c in spec.categories for w in c.words]
+    assert len(words) == len(set(words))  # no word in two categories
 
 
 def test_invented_vocabulary_generates_its_own_words_and_shares():
