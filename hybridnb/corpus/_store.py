@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -49,8 +50,12 @@ CREATE TABLE IF NOT EXISTS results (name VARCHAR PRIMARY KEY, value DOUBLE, deta
 """
 
 
-def open_store(path: "str | Path", create: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open (or create) a corpus DB; refuse a foreign or older file with a CorpusError."""
+def open_store(path: "str | Path", create: bool = True, adopt: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (or create) a corpus DB; refuse a foreign or older file with a CorpusError.
+
+    ``adopt`` accepts the analyst's own DuckDB file (a run over one of its tables): the corpus
+    tables are added next to theirs, unless one of theirs has a corpus table's name.
+    """
     path = Path(path)
     if not path.exists() and not create:
         raise CorpusError(f"corpus DB not found: {path}")
@@ -59,7 +64,13 @@ def open_store(path: "str | Path", create: bool = True) -> duckdb.DuckDBPyConnec
     except duckdb.Error as exc:
         raise CorpusError(f"{path} is not a readable DuckDB file: {exc}") from exc
     tables = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-    if tables and "schema_info" not in tables:
+    if adopt and tables and "schema_info" not in tables:
+        clash = sorted(tables & set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _DDL)))
+        if clash:
+            con.close()
+            raise CorpusError(f"{path} has tables named like the corpus's own ({', '.join(clash)}); "
+                              "rename them or copy the texts into another --db")
+    elif tables and "schema_info" not in tables:
         con.close()
         raise CorpusError(f"{path} is a DuckDB file but not a hybridnb corpus DB "
                           f"(no schema_info table; found {sorted(tables)[:5]})")

@@ -59,7 +59,7 @@ class Workflow:
         self.source = source if source is not None else {"n": opts.n, "seed": opts.seed, "shares": opts.shares}
         self.source.setdefault("progress", progress)
         self.codebook = codebook if codebook is not None else opts.codebook
-        self.con = _store.open_store(self.db)
+        self.con = _store.open_store(self.db, adopt=self.source.get("table") is not None)
         self.run_id = self._check_identity()
         self._cache: dict = {}
 

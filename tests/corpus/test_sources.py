@@ -277,3 +277,30 @@ def test_the_command_line_stays_light_until_a_corpus_command_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
+
+
+def test_cli_runs_on_a_table_in_the_analysts_own_duckdb_file(tmp_path):
+    from pathlib import Path
+
+    db = tmp_path / "mine.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE TABLE tickets AS SELECT * FROM read_csv('{Path(__file__).parent / 'data' / 'intents.csv'}', "
+                "all_varchar = true)")
+    con.close()
+    assert main(["corpus", "run", "--table", "tickets", "--text", "message", "--id", "ticket_id", "--db", str(db),
+                 "--quiet"]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM tickets").fetchall()[0][0] == 640  # the analyst's table is kept
+    assert con.execute("SELECT count(*) FROM final_labels").fetchall()[0][0] == 637
+    con.close()
+
+
+def test_a_table_named_like_a_corpus_table_is_refused(tmp_path):
+    db = tmp_path / "mine.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE labels AS SELECT 'x' AS message")
+    con.close()
+    with pytest.raises(CorpusError, match=r"tables named like the corpus's own \(labels\)"):
+        _store.open_store(db, adopt=True)
+    with pytest.raises(CorpusError, match="not a hybridnb corpus DB"):
+        _store.open_store(db)
