@@ -320,13 +320,15 @@ def magic_batch(shell, route: str, args, cell: str):
         raise BatchInterrupted(f"{e} (finished rows are in `{where}`)", e.partial, e.stats) from None
     except HybridnbError as e:
         raise UsageError(f"%%{route}: {e}") from None
+    if args.output:  # the paid answers first: nothing below (ledger read, display) may lose them
+        ns[args.output] = result.frame
     print(result.stats.line(args.output))
     if not args.quiet and result.stats.batch_id:
-        _show_bill(result.stats.batch_id)
-    if args.output:
-        ns[args.output] = result.frame
-        return None
-    return result.frame
+        try:
+            _show_bill(result.stats.batch_id)
+        except Exception as e:  # the bill is a view; the rows are already in the frame
+            print(f"hybridnb: could not display the batch's bill ({type(e).__name__}: {e})", file=sys.stderr)
+    return None if args.output else result.frame
 
 
 def _show_bill(batch_id: str) -> None:

@@ -261,20 +261,29 @@ def ledger_sql(home: Path | str) -> str:
     return _settled(" UNION ALL BY NAME ".join(f"({p})" for p in [empty, *parts]))
 
 
-def connect(home: Path | str):
-    """An in-memory DuckDB connection with a ``ledger`` view over all files."""
+def connect(home: Path | str, tries: int = 4):
+    """An in-memory DuckDB connection with a ``ledger`` view over all files.
+
+    A file sealed away between listing and binding is retried with a fresh listing."""
     import duckdb
 
     con = duckdb.connect()
-    try:
-        con.execute(f"CREATE VIEW ledger AS {ledger_sql(home)}")
-    except duckdb.Error as e:
-        con.close()
-        raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
-    return con
+    for attempt in range(tries):
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW ledger AS {ledger_sql(home)}")
+            return con
+        except duckdb.IOException as e:
+            if attempt == tries - 1:
+                con.close()
+                raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
+            time.sleep(0.01 * (attempt + 1))
+        except duckdb.Error as e:
+            con.close()
+            raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
+    return con  # pragma: no cover
 
 
-def query(home: Path | str, fn, tries: int = 4):
+def query(home: Path | str, fn, tries: int = 6):
     """``fn(con)`` on a fresh :func:`connect`; retried when a writer sealed a file meanwhile."""
     import duckdb
 
@@ -282,7 +291,7 @@ def query(home: Path | str, fn, tries: int = 4):
         con = connect(home)
         try:
             return fn(con)
-        except duckdb.IOException as e:  # a file renamed between listing and reading
+        except duckdb.IOException as e:  # a file removed between listing and reading
             if attempt == tries - 1:
                 raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
             time.sleep(0.01 * (attempt + 1))

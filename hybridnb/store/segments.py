@@ -62,7 +62,7 @@ def _segment_ok(p: Path) -> bool:
 
         pq.read_table(p)
     except Exception as e:  # any damage: bad footer, bad page, not Parquet at all
-        quarantine(p, f"{type(e).__name__}: {str(e)[:160]}")
+        quarantine(p, f"{type(e).__name__}: {str(e).replace(str(p), p.name)[:160]}")
         return False
     with _lock:
         _checked.add(key)
