@@ -87,6 +87,8 @@ ENV: dict[str, str] = {
     "HYBRIDNB_REASON_BASE_URL": "reason.base_url",
     "HYBRIDNB_REASON_MODEL": "reason.model",
     "HYBRIDNB_REASON_API_KEY": "reason.api_key",
+    "HYBRIDNB_REASON_MAX_TOKENS": "reason.max_tokens",
+    "HYBRIDNB_LOCAL_MAX_TOKENS": "local.max_tokens",
     "HYBRIDNB_LOCAL_BACKEND": "local.backend",
     "HYBRIDNB_LOCAL_BASE_URL": "local.base_url",
     "HYBRIDNB_LOCAL_MODEL": "local.model",

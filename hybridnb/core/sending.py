@@ -44,23 +44,25 @@ class Sender:
         budget = target.settings.budget_usd
 
         async def worker() -> None:
-            for chunk in it:
-                reqs = [requests[grp[0]] for grp in chunk]
-                amount = worst_case(reqs, target) if g is not None else 0.0
-                if g is not None and not await self._reserve(g, amount, budget, force):
-                    tracker.dropped(*lane, len(chunk))
-                    err = g.refusal(budget, amount, "the next call")
-                    err.args = (f"not sent: {err}",)
-                    for group in chunk:
-                        for i in group:
-                            deliver(i, make_response(target, "", Usage(), 0.0, 0.0, 0.0, False, err, None))
-                    continue
-                box = [0.0]  # what the chunk really cost, to settle its reservation
-                try:
-                    await self._call(reqs, chunk, target, amount, force, keys, store, deliver, clock, t_queued, box)
-                finally:
+            for whole in it:
+                pending = whole
+                while pending:  # a chunk that does not fit whole is sent in the parts that do
+                    chunk, amount = pending, 0.0
                     if g is not None:
-                        g.settle(amount, box[0])
+                        chunk, amount = await self._reserve_part(g, pending, requests, target, budget, force)
+                    if not chunk:
+                        self._refuse(pending, requests, target, g, budget, deliver)
+                        tracker.dropped(*lane, len(pending))
+                        break
+                    pending = pending[len(chunk):]
+                    reqs = [requests[grp[0]] for grp in chunk]
+                    box = [0.0]  # what the chunk really cost, to settle its reservation
+                    try:
+                        await self._call(reqs, chunk, target, amount, force, keys, store, deliver, clock,
+                                         t_queued, box)
+                    finally:
+                        if g is not None:
+                            g.settle(amount, box[0])
 
         if workers == 1 and len(chunks) == 1:  # one call: no tasks to spawn (Ctrl-C still cancels it)
             await worker()
@@ -79,16 +81,40 @@ class Sender:
             raise
 
     @staticmethod
-    async def _reserve(g: Guard, amount: float, budget: float | None, force: bool) -> bool:
-        """Reserve ``amount``; while it does not fit but calls are in flight, wait for them to settle."""
+    async def _reserve_part(g: Guard, chunk, requests, target: Target, budget, force) -> tuple[list, float]:
+        """Reserve the worst case of ``chunk`` (or, with nothing else in flight, of its longest head that
+        fits); while it does not fit but calls are in flight, wait for them to settle. ([] , 0) = refused."""
+        reqs = [requests[grp[0]] for grp in chunk]
+        amount = worst_case(reqs, target)
         while not g.reserve(amount, budget, force):
-            if g.in_flight == 0:
-                g.refresh()  # another process may have moved on; nothing of ours is pending
-                if not g.reserve(amount, budget, force):
-                    return False
-                return True
-            await asyncio.sleep(0.01)
-        return True
+            if g.in_flight:
+                await asyncio.sleep(0.01)
+                continue
+            g.refresh()  # another process may have moved on; nothing of ours is pending
+            if g.reserve(amount, budget, force):
+                return chunk, amount
+            if target.pricing != "tokens":
+                return [], 0.0  # compute is reserved per chunk: it cannot be split
+            n, part = 0, 0.0
+            for r in reqs:
+                w = worst_case([r], target)
+                if not g.fits(part + w, budget):
+                    break
+                n, part = n + 1, part + w
+            if n == 0 or not g.reserve(part, budget, force):
+                return [], 0.0
+            return chunk[:n], part
+        return chunk, amount
+
+    @staticmethod
+    def _refuse(chunk, requests, target: Target, g: Guard, budget, deliver) -> None:
+        """Each row of ``chunk`` gets the budget error; nothing is sent for them."""
+        need = worst_case([requests[chunk[0][0]]], target)
+        err = g.refusal(budget, need, "the next call")
+        err.args = (f"not sent: {err}",)
+        for group in chunk:
+            for i in group:
+                deliver(i, make_response(target, "", Usage(), 0.0, 0.0, 0.0, False, err, None))
 
     async def _call(self, reqs, chunk, target: Target, amount, force, keys, store, deliver, clock, t_queued, box):
         """Write-ahead, send one chunk, settle it."""

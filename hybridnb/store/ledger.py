@@ -146,7 +146,11 @@ class LedgerWriter:
         with self._lock:
             try:
                 fh = self._open()
-                fh.write("\n".join(lines) + "\n")
+                text = "\n".join(lines) + "\n"
+                try:
+                    fh.write(text)
+                except UnicodeEncodeError:  # a lone surrogate somewhere: replace it, never drop the row
+                    fh.write(text.encode("utf-8", "replace").decode("utf-8"))
                 fh.flush()
             except OSError as e:
                 raise LedgerError(f"cannot write the ledger at {self.dir}: {e}") from e
@@ -210,14 +214,9 @@ class LedgerWriter:
 
 
 def _line(r: Record, session: str) -> str:
-    """One JSON line; text that cannot be encoded (lone surrogates) is replaced, never fatal."""
+    """One JSON line (raw UTF-8, so text DuckDB cannot decode from an escape never drops the row)."""
     r.session = r.session or session
-    line = json.dumps(vars(r), separators=(",", ":"), ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = line.encode("utf-8", "replace").decode("utf-8")
-    return line
+    return json.dumps(vars(r), separators=(",", ":"), ensure_ascii=False)
 
 
 def _settled(select: str) -> str:
