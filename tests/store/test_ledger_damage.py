@@ -137,9 +137,12 @@ def test_kill_9_mid_batch_loses_no_paid_call_and_the_rerun_pays_only_the_rest(fa
     assert 24 <= sent < n
     df = ledger.read(hybridnb_home)
     calls = df.filter(pl.col("kind") == "call")
-    # every request the server saw is on the ledger: settled, or unsettled (cost unknown); the bulk
-    # transport writes a chunk's rows ahead before its rows wait for a connection slot, so it may show more
-    assert calls.height == sent if transport == "sdk" else calls.height >= sent
+    # every request the server saw is on the ledger: settled, or unsettled (cost unknown). A row is written
+    # ahead just before its request goes out (the bulk transport: a whole chunk, while some rows wait for a
+    # connection slot), so the ledger may show a few more than the server saw, never fewer
+    assert calls.height >= sent
+    if transport == "sdk":
+        assert calls.height <= sent + 16  # at most one write-ahead per worker not yet on the wire
     assert calls.filter(pl.col("status") == "unsettled").height >= 1
     assert set(calls["status"].unique()) <= {"ok", "unsettled"}
     answered = len(Cache(hybridnb_home))
