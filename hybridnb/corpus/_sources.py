@@ -22,6 +22,7 @@ from ._spec import load_spec
 MIN_SEGMENTS = 200
 DEFAULT_N = 230_000
 META = ("event", "session", "vendor")  # carried over when the input has columns of these names
+ROW = "__hybridnb_input_row"  # the input's row number, the id when there is no id column
 
 SEGMENT_COLUMNS = ("segment_id", "source_id", "text", "speaker_role", "ts", "year", "event", "session",
                    "vendor")
@@ -86,13 +87,16 @@ def prepare(df: pl.DataFrame, where: str, *, text="text", id=None, role=None, ti
     for what, col in (("text", text), ("id", id), ("role", role), ("time", time), ("truth", truth),
                       ("truth-secondary", truth_secondary)):
         if col is not None and col not in df.columns:
+            hint = ""
+            if len(df.columns) == 1 and (sep := next((c for c in ";|\t" if c in df.columns[0]), None)):
+                hint = f" (the file looks {sep!r}-separated: save it comma-separated)"
             raise CorpusError(f"no {what} column {col!r} in {where}; its columns are: "
-                              f"{', '.join(map(repr, df.columns[:30]))}")
+                              f"{', '.join(map(repr, df.columns[:30]))}{hint}")
     if df[text].dtype not in (pl.String, pl.Categorical, pl.Enum, pl.Null):
         raise CorpusError(f"column {text!r} in {where} holds {df[text].dtype}, not text; pick the text "
                           f"column with --text (columns: {', '.join(df.columns[:30])})")
     n_read = df.height
-    df = df.with_row_index("_row")
+    df = df.with_row_index(ROW)
     if id is not None:
         _check_ids(df[id], where)
     if truth is not None and truth_secondary is None:  # true_primary → true_secondary, intent → intent_secondary
@@ -106,7 +110,7 @@ def prepare(df: pl.DataFrame, where: str, *, text="text", id=None, role=None, ti
     ts = _timestamps(df[time], where) if time else pl.Series("ts", [None] * df.height, dtype=pl.Datetime("us"))
     segments = pl.DataFrame({
         "segment_id": pl.int_range(df.height, eager=True, dtype=pl.Int64),
-        "source_id": (df[id] if id else df["_row"]).cast(pl.String),
+        "source_id": (df[id] if id else df[ROW]).cast(pl.String),
         "text": df[text].cast(pl.String),
         "speaker_role": df[role].cast(pl.String) if role else pl.Series([None] * df.height, dtype=pl.String),
         "ts": ts,

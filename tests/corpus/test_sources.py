@@ -127,6 +127,7 @@ BAD = [
     (lambda p: write(tickets(), p / "t.csv"), {"text": "text"},
      r"no text column 'text' in .*t\.csv; its columns are: 'ticket_id', 'body', 'channel'"),
     (lambda p: write(tickets(), p / "t.csv"), {"text": "body", "truth": "answer"}, r"no truth column 'answer'"),
+    (lambda p: put(p / "semi.csv", "id;text\n1;hello\n"), {}, r"looks ';'-separated"),
     (lambda p: put(p / "b.csv", b"id,text\n1,fine\n2,caf\xe9 au lait\n"), {},
      r"is not UTF-8: byte 0xe9 on line 3"),
     (lambda p: write(tickets().with_columns(ticket_id=pl.col("ticket_id").str.slice(0, 5)), p / "d.parquet"),
