@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import CorpusError
-
-OUT_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
 
 
 def add_corpus_commands(subparsers) -> argparse.ArgumentParser:
@@ -108,16 +105,10 @@ def _run(args) -> int:
 
 
 def _generate(args) -> int:
-    generated_frame = _corpus("_sources").generated_frame
-    out = Path(args.out)
-    if out.suffix.lower() not in OUT_SUFFIXES:
-        raise CorpusError(f"cannot write {out.suffix or 'a file without suffix'}: use .parquet, .csv or .jsonl")
-    if not out.parent.is_dir():
-        raise CorpusError(f"folder does not exist: {out.parent}")
-    df = generated_frame(args.n, seed=args.seed, shares=args.shares).drop("is_noise")
-    tmp = out.with_name(out.name + ".part")
-    {".parquet": df.write_parquet, ".csv": df.write_csv}.get(out.suffix.lower(), df.write_ndjson)(tmp)
-    tmp.replace(out)
+    export = _corpus("_export")
+    export.check_out_path(args.out)  # before generating
+    df = _corpus("_sources").generated_frame(args.n, seed=args.seed, shares=args.shares).drop("is_noise")
+    out = export.write_file(df, args.out)
     print(f"{df.height:,} segments (texts + true_primary/true_secondary) → {out}", file=sys.stderr)
     return 0
 

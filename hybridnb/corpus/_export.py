@@ -10,6 +10,7 @@ from ..errors import CorpusError
 from . import _store
 
 ROW_COLUMN = "row"  # the id column's name when the input had none: the input's 0-based row number
+OUT_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
 _INT = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64"}
 
 
@@ -30,26 +31,32 @@ def labels_frame(con) -> pl.DataFrame:
                          "confidence": df["confidence"]})
 
 
+def check_out_path(out_path: "str | Path") -> Path:
+    """``out_path`` as a Path when its suffix and folder allow writing a frame there."""
+    out = Path(out_path)
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise CorpusError(f"cannot write {out.suffix or 'a file without suffix'}: use .parquet, .csv or .jsonl")
+    if not out.parent.is_dir():
+        raise CorpusError(f"folder does not exist: {out.parent}")
+    return out
+
+
+def write_file(df: pl.DataFrame, out_path: "str | Path") -> Path:
+    """Write ``df`` to .parquet/.csv/.jsonl by suffix, via a temporary file (never half-written)."""
+    out = check_out_path(out_path)
+    tmp = out.with_name(out.name + ".part")
+    {".parquet": df.write_parquet, ".csv": df.write_csv}.get(out.suffix.lower(), df.write_ndjson)(tmp)
+    tmp.replace(out)
+    return out
+
+
 def export_labels(db: "str | Path", out_path: "str | Path") -> pl.DataFrame:
     """Write the final labels of ``db`` to ``out_path`` (.parquet, .csv or .jsonl by suffix)."""
-    out = Path(out_path)
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv", ".jsonl", ".ndjson"):
-        raise CorpusError(f"cannot export labels to {suffix or 'a file without suffix'}: "
-                          "use .parquet, .csv or .jsonl")
+    check_out_path(out_path)
     con = _store.open_store(db, create=False)
     try:
         df = labels_frame(con)
     finally:
         con.close()
-    if not out.parent.is_dir():
-        raise CorpusError(f"folder for the labels file does not exist: {out.parent}")
-    tmp = out.with_name(out.name + ".part")
-    if suffix == ".parquet":
-        df.write_parquet(tmp)
-    elif suffix == ".csv":
-        df.write_csv(tmp)
-    else:
-        df.write_ndjson(tmp)
-    tmp.replace(out)  # never a half-written labels file
+    write_file(df, out_path)
     return df

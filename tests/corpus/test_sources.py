@@ -305,3 +305,11 @@ def test_a_table_named_like_a_corpus_table_is_refused(tmp_path):
         _store.open_store(db, adopt=True)
     with pytest.raises(CorpusError, match="not a hybridnb corpus DB"):
         _store.open_store(db)
+
+
+def test_cli_generate_refuses_an_output_it_cannot_write(tmp_path, capsys):
+    assert main(["corpus", "generate", "--n", "300", "--out", str(tmp_path / "g.xlsx")]) == 2
+    assert "use .parquet, .csv or .jsonl" in capsys.readouterr().err
+    assert main(["corpus", "generate", "--n", "300", "--out", str(tmp_path / "no" / "g.csv")]) == 2
+    assert "folder does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
