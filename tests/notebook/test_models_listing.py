@@ -64,3 +64,16 @@ def test_the_cli_lists_the_same_models(reason_on_server, capsys):
     out = capsys.readouterr().out
     assert out.strip() == str(list_models("reason")).strip()
     assert "* %%reason  gpt-4o-mini" in out
+
+
+def test_a_local_vllm_endpoint_lists_its_models_priced_by_compute(ip, hybridnb_home, openai_server, monkeypatch):
+    import openai_server as srv
+
+    from hybridnb import config
+
+    monkeypatch.setenv("HYBRIDNB_LOCAL_BASE_URL", openai_server.base_url)
+    rows = list_models("local").rows
+    assert sorted(r.model for r in rows) == sorted(srv.MODELS)
+    rate = config.DEFAULTS["local.gpu_hour_usd"] * config.DEFAULTS["local.gpus"]
+    assert {r.price for r in rows} == {f"{money(rate)}/h compute"}
+    assert [r.model for r in rows if r.in_effect] == [srv.MODELS[0]]  # the server's first model
