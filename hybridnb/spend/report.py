@@ -210,6 +210,9 @@ class SpendReport:
     def __str__(self) -> str:
         return render.to_text(self)
 
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython in a terminal: the text form, not the dataclass repr
+        p.text(str(self))
+
 
 def build_report(home: Path | str | None = None, scope: Scope | None = None, budget: Budget | None = None,
                  *, advice: bool = True, lanes: Iterable[dict] = (),

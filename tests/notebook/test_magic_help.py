@@ -63,3 +63,16 @@ def test_a_setting_typo_gets_the_nearest_setting(ip, hybridnb_home):
     with pytest.raises(UsageError, match=r"unknown setting 'reason.modle' — did you mean reason.model\?"):
         ip.run_line_magic("hybridnb", "config reason.modle=gpt-4o")
     assert config.get_settings()["reason.model"] == config.DEFAULTS["reason.model"]
+
+
+def test_the_summary_reads_as_text_in_a_terminal(ip, reason_on_server, outputs):
+    from IPython.lib.pretty import pretty
+
+    import hybridnb
+
+    ip.run_cell_magic("reason", "-q", "bill me")
+    s = hybridnb.summary()
+    assert pretty(s) == str(s) and "gpt-4o-mini" in pretty(s)
+    ip.run_line_magic("hybridnb", "summary")
+    assert "gpt-4o-mini" in outputs[-1]["data"]["text/plain"]
+    assert "SpendReport(" not in outputs[-1]["data"]["text/plain"]
