@@ -162,3 +162,19 @@ def test_warning_at_exactly_the_warn_fraction(faulty, hybridnb_home, capsys):
     capsys.readouterr()
     hybridnb.reason("measure me", cache=False, force=True)  # now exactly 2 of 2.5 costs: 80 %
     assert "80% of the" in capsys.readouterr().err
+
+
+def test_a_batch_whose_estimate_exactly_fits_is_not_refused_up_front(faulty, hybridnb_home):
+    d = get_dispatcher()
+    t = d.resolve("reason")
+    qs = ["first question here", "second question here"]
+    (r1, r2), _ = screen([build_request(q, t.model) for q in qs], t)
+    est = d.estimate([r1, r2], t)
+    df = pl.DataFrame({"q": qs})
+    config.session.set("budget_usd", math.nextafter(est, 0.0))
+    with pytest.raises(errors.BudgetExceeded, match="batch refused"):
+        hybridnb.map(df, "{q}", route="reason", progress=False, verbose=False)
+    assert faulty.received == 0
+    config.session.set("budget_usd", est)
+    out = hybridnb.map(df, "{q}", route="reason", progress=False, verbose=False)  # the boundary fits
+    assert out.height == 2  # (each row may still be stopped by its worst-case reservation)
