@@ -114,6 +114,10 @@ def totals_line(rep) -> str:
              f"{t['cache_hits']:,} cache hits saved {money(t['saved_usd'])}"]
     if t.get("gpu_hours"):
         parts.append(f"{t['gpu_hours']:.4f} GPU-hours at {pct(t.get('utilisation'))} utilisation")
+    if t.get("unsettled"):  # written when sent, never settled (a killed kernel): cost unknown
+        parts.append(f"{t['unsettled']:,} unsettled (cost unknown)")
+    if t.get("maybe_billed"):  # timeouts, cut-off replies: the provider may have charged
+        parts.append(f"{t['maybe_billed']:,} attempts may have been billed without an answer")
     return " · ".join(parts)
 
 

@@ -27,7 +27,7 @@ from .advice import Thresholds, compute_advice
 NOT_CALLS = ("setup", "batch-job")
 #: the numeric columns of a row (summed into the totals)
 SUMS = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd", "saved_usd",
-        "gpu_hours", "held_s", "busy_s")
+        "gpu_hours", "held_s", "busy_s", "unsettled", "maybe_billed")
 
 ROWS_SQL = """
 SELECT route, backend, model, """ + AGGREGATES + """,

@@ -49,6 +49,9 @@ def test_hang_times_out_once_not_retried_and_is_flagged_maybe_billed(faulty, hyb
     assert (row["status"], row["attempts"], row["maybe_billed"]) == ("error", 1, 1)
     s = ledger.summarize(hybridnb_home).to_dicts()[0]
     assert s["maybe_billed"] == 1 and s["errors"] == 1
+    rep = hybridnb.summary("total")
+    assert rep.totals["maybe_billed"] == 1
+    assert "1 attempts may have been billed without an answer" in str(rep)
 
 
 def test_malformed_body_is_one_row_flagged_maybe_billed(faulty, hybridnb_home):
