@@ -2,7 +2,8 @@
 
 * Worst case of a token-priced call: input tokens × input price + ``max_tokens``
   × output price (every request carries ``max_tokens``).  Of a compute-priced
-  chunk: ``reserve_s`` (default ``timeout_s``) × the route's $ per hour.
+  chunk: ``reserve_s`` (default ``timeout_s`` × every attempt) × the route's $ per hour;
+  a configured ``reserve_s`` is a cap the operator vouches for (a call held longer costs more).
 * A call starts only when ``spent + reserved + its worst case <= budget``
   (spent read from the ledger, so another kernel or a restarted one counts).
   ``--force`` sends anyway; its reservation still counts for the others.
@@ -25,7 +26,8 @@ from ..types import Request
 def worst_case(requests: Sequence[Request], target) -> float:
     """The most ``requests`` (one chunk) can cost on ``target``, in $."""
     if target.pricing != "tokens":
-        seconds = target.settings.get("reserve_s") or target.settings["timeout_s"]
+        s = target.settings
+        seconds = s.get("reserve_s") or float(s["timeout_s"]) * (1 + int(s["max_retries"] or 0))
         return float(seconds) * target.rate_per_hour / 3600.0
     p = pricing.token_prices(target.price_model, target.settings.price_overrides())
     if p is None:

@@ -178,3 +178,46 @@ def test_a_batch_whose_estimate_exactly_fits_is_not_refused_up_front(faulty, hyb
     config.session.set("budget_usd", est)
     out = hybridnb.map(df, "{q}", route="reason", progress=False, verbose=False)  # the boundary fits
     assert out.height == 2  # (each row may still be stopped by its worst-case reservation)
+
+
+def test_compute_priced_calls_reserve_timeout_times_rate(faulty, hybridnb_home, monkeypatch):
+    monkeypatch.setenv("HYBRIDNB_LOCAL_BASE_URL", faulty.base_url)
+    monkeypatch.setenv("HYBRIDNB_LOCAL_MODEL", "test-local-model")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPU_HOUR_USD", "3600")  # $1 a second with one GPU
+    monkeypatch.setenv("HYBRIDNB_TIMEOUT_S", "2")
+    config.session.set("budget_usd", "5.5")  # worst case: 2 s x 3 attempts x $1/s = $6
+    with pytest.raises(errors.BudgetExceeded, match=r"may cost up to \$6"):
+        hybridnb.local("a held GPU costs time")
+    assert faulty.received == 0
+    config.session.set("reserve_s", "1.0")  # a configured cap instead of the timeout
+    r = hybridnb.local("a held GPU costs time")
+    assert r.ok and faulty.received == 1 and r.cost_usd > 0
+
+
+def test_a_paid_answer_whose_ledger_write_fails_is_still_returned_loudly(faulty, hybridnb_home, capfd):
+    import threading
+    import warnings
+
+    faulty.script(queue=[{"hang": 0.5}])
+    box = {}
+
+    def call():
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            box["r"] = hybridnb.reason("pay, then lose the disk")
+            box["w"] = [str(x.message) for x in w]
+
+    t = threading.Thread(target=call)
+    t.start()
+    while faulty.received < 1:
+        threading.Event().wait(0.01)
+    writer = get_dispatcher().writer(hybridnb_home)
+    with writer._lock:  # the disk fills up while the call is in flight: every write now fails (ENOSPC)
+        writer._fh.close()
+        writer._fh = open("/dev/full", "a", encoding="utf-8")
+    t.join(timeout=30)
+    r = box["r"]
+    assert r.ok and r.text.startswith("answer:") and r.cost_usd > 0 and faulty.received == 1
+    err = capfd.readouterr().err
+    assert "answered and returned, but the ledger write failed" in err
+    assert any("ledger write failed" in m for m in box["w"])
