@@ -42,7 +42,8 @@ def _add_run(csub) -> None:
     src.add_argument("--id", help="id column, kept in exported labels (default: row number)")
     src.add_argument("--role", help="speaker role column (optional)")
     src.add_argument("--time", help="date/timestamp column (optional)")
-    src.add_argument("--truth", help="true primary label column, for quality against truth (optional)")
+    src.add_argument("--truth", help="true primary label column, for quality against truth (optional; "
+                     "empty or 'noise' = off-topic)")
     src.add_argument("--truth-secondary", help="true secondary label column (optional)")
     gen = run.add_argument_group("generator (only without --input/--table)")
     gen.add_argument("--n", type=int, help="segments to generate (default 230000)")
