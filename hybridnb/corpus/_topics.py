@@ -19,7 +19,7 @@ from . import _discover as D
 
 FIT_SIZE = 20_000
 CHUNK = 50_000
-TOP = 5  # topic weights kept per segment (a category may hold several topics)
+TOP = 10  # topic weights kept per segment (a category may hold several topics)
 
 
 @dataclass
@@ -54,9 +54,9 @@ def fit_topics(texts: list[str], seed: int = 0, progress=None) -> Topics:
     return Topics(assignments, topic_table(texts, assignments, voc, seed), voc)
 
 
-def _top(W: np.ndarray, k: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+def _top(W: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` heaviest topics of each row and their weights (topic -1 where the weight is 0)."""
-    order = np.argsort(-W, 1)[:, :k]
+    order = np.argsort(-W, 1)[:, :k or TOP]
     w = np.take_along_axis(W, order, 1)
     return np.where(w > 1e-9, order, -1), w
 

@@ -106,7 +106,7 @@ class Workflow:
         return self._cache["assign"]
 
     def topic_weights(self, idx=None) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 5) arrays of each segment's heaviest topics and their weights (rows ``idx``)."""
+        """(n, TOP) arrays of each segment's heaviest topics and their weights (rows ``idx``)."""
         a = self.assignments() if idx is None else self.assignments()[idx]
         k = len(a["top_topics"][0]) if a.height else 0
         return (a["top_topics"].list.to_array(k).to_numpy(), a["top_weights"].list.to_array(k).to_numpy())
