@@ -144,11 +144,14 @@ def _draw_text(rng, spec, lengths, primary, secondary, kind) -> pl.Series:
     fixed = np.array([pools["filler"], pools["shared"], (0, 0), (0, 0), pools["logistics"],
                       pools["banter"], pools["any"]])
     start, size = fixed[src, 0].copy(), fixed[src, 1].copy()
-    for code, cats in ((2, primary[seg]), (3, np.maximum(secondary, 0)[seg])):
-        m = src == code
-        start[m], size[m] = cat_pool[cats[m], 0], cat_pool[cats[m], 1]
-    skew = np.where(src == 6, 1.0, 1.6)  # Zipf-like: earlier words are more frequent
-    idx = start + np.minimum((size * rng.random(total) ** skew).astype(np.int64), size - 1)
+    for code, cats in ((2, primary), (3, np.maximum(secondary, 0))):
+        m = np.flatnonzero(src == code)
+        c = cats[seg[m]]
+        start[m], size[m] = cat_pool[c, 0], cat_pool[c, 1]
+    r = rng.random(total)
+    skewed = src != 6  # Zipf-like: earlier words are more frequent (any-word draws are uniform)
+    r[skewed] **= 1.6
+    idx = start + np.minimum((size * r).astype(np.int64), size - 1)
     rate = np.where(kind == 2, ASR_NOISE_RATE, ASR_RATE)[seg]
     idx = np.where(rng.random(total) < rate, idx + len(words) // 2, idx)
     values = pl.Series(words.tolist(), dtype=pl.String).gather(idx).to_arrow()
