@@ -9,9 +9,9 @@ from ..errors import MissingExtra
 #: extra name → (top-level modules it provides, what it is for)
 EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "embedded": (("torch", "transformers", "gguf"), "the embedded CPU model"),
-    "corpus": (("numpy", "scipy", "sklearn", "bertopic", "model2vec", "tokenlearn_static_model"),
+    "corpus": (("numpy", "scipy", "sklearn", "bertopic", "model2vec", "static_model"),
                "the corpus workflow"),
-    "semantic": (("numpy", "model2vec", "tokenlearn_static_model"), "the semantic cache"),
+    "semantic": (("numpy", "model2vec", "static_model"), "the semantic cache"),
     "vllm": (("vllm",), "the in-process vLLM engine"),
     "ray": (("ray",), "batches on Ray Data"),
 }
