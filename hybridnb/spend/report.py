@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import HybridnbError, LedgerError
-from ..store.ledger import AGGREGATES, connect, ledger_files, scope_where
+from ..store.ledger import SUMMARY_SQL, connect, ledger_files, query, scope_where
 from ..store.ledger import _q as _sql_quote
 from . import render
 from .render import utilisation
@@ -29,16 +29,6 @@ NOT_CALLS = ("setup", "batch-job")
 SUMS = ("calls", "cache_hits", "errors", "input_tokens", "output_tokens", "cost_usd", "saved_usd",
         "gpu_hours", "held_s", "busy_s", "unsettled", "maybe_billed")
 
-ROWS_SQL = """
-SELECT route, backend, model, """ + AGGREGATES + """,
-       bool_or(simulated) AS simulated, bool_or(unpriced) AS unpriced,
-       coalesce(bool_or(pricing = 'compute'), false) AS compute,
-       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,
-       coalesce(max(reference_model), '') AS reference_model,
-       min(ts) AS first_ts, max(ts) AS last_ts
-FROM ledger WHERE {where}
-GROUP BY ALL ORDER BY cost_usd DESC, route, backend, model
-"""
 
 SCOPE_LABELS = {"session": "this session", "kernel": "this kernel", "notebook": "this notebook",
                 "day": "today", "total": "all time", "user": "all time, every kernel"}
@@ -156,7 +146,7 @@ def sum_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def query_rows(con, where: str = "true", params: list | None = None) -> list[dict[str, Any]]:
     """Spend by route/backend/model for the rows matching ``where`` (the report's one query)."""
-    cur = con.execute(ROWS_SQL.format(where=where), params or [])
+    cur = con.execute(SUMMARY_SQL.format(where=f"WHERE {where}"), params or [])
     names = [d[0] for d in cur.description]
     return [finish_row(_plain(dict(zip(names, row)))) for row in cur.fetchall()]
 
@@ -226,17 +216,16 @@ def build_report(home: Path | str | None = None, scope: Scope | None = None, bud
     items: list[Any] = []
     live, sealed = ledger_files(home)
     if live or sealed:
-        con = connect(home)
+        def read(con):
+            found = query_rows(con, where, params)
+            return found, [a.to_dict() for a in compute_advice(con, lanes, thresholds)] if advice else []
+
         try:
-            rows = query_rows(con, where, params)
-            if advice:
-                items = [a.to_dict() for a in compute_advice(con, lanes, thresholds)]
+            rows, items = query(home, read)  # retried when a writer sealed a file meanwhile
         except LedgerError:
             raise
-        except Exception as e:  # duckdb.Error: e.g. a file sealed between listing and reading
+        except Exception as e:  # any other duckdb.Error
             raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
-        finally:
-            con.close()
     return SpendReport(scope, str(home), rows, budget, items)
 
 

@@ -320,11 +320,16 @@ AGGREGATES = """
        count(*) FILTER (WHERE status = 'unsettled')               AS unsettled,
        coalesce(sum(maybe_billed), 0)                             AS maybe_billed"""
 
+#: spend by route/backend/model: the one summary query (``spend.report`` builds every view on it)
 SUMMARY_SQL = """
 SELECT route, backend, model, """ + AGGREGATES + """,
        bool_or(simulated)                                         AS simulated,
        bool_or(unpriced)                                          AS unpriced,
-       any_value(reference_model)                                 AS reference_model
+       coalesce(max(reference_model), '')                         AS reference_model,
+       coalesce(bool_or(pricing = 'compute'), false)              AS compute,
+       coalesce(sum(cost_usd) FILTER (WHERE pricing = 'compute'), 0) AS compute_usd,
+       min(ts)                                                    AS first_ts,
+       max(ts)                                                    AS last_ts
 FROM ledger {where}
 GROUP BY ALL
 ORDER BY cost_usd DESC, route, backend, model

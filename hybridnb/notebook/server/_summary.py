@@ -18,7 +18,7 @@ from typing import Any
 from ...spend import render
 from ...spend.kernel import read_kernel_file
 from ...spend.report import Budget, Scope, SpendReport, budget_in, build_report, utilisation
-from ...store.ledger import AGGREGATES, connect, ledger_files
+from ...store.ledger import AGGREGATES, ledger_files, query
 
 #: schema version of the JSON the front end reads
 VERSION = 2
@@ -150,13 +150,8 @@ def build_state(home: Path | str, *, kernel: str | None = None, notebook: str | 
     else:
         state["today"] = _totals_view(build_report(home, Scope("day"), advice=False))
         state["all"] = _totals_view(build_report(home, Scope("total"), advice=False))
-        con = connect(home)
-        try:
-            state["sessions"] = sessions(con, running or {})
-            state["lanes"] = lanes(con, now)
-            state["recent"] = recent(con)
-        finally:
-            con.close()
+        state["sessions"], state["lanes"], state["recent"] = query(
+            home, lambda con: (sessions(con, running or {}), lanes(con, now), recent(con)))
     state["note"] = rep.note
     state["report"] = rep.to_dict()
     state["markdown"] = render.to_markdown(rep)

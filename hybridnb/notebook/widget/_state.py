@@ -13,7 +13,7 @@ from typing import Any
 
 from ...spend import render
 from ...spend.report import NOT_CALLS, finish_row, query_rows
-from ...store.ledger import connect, ledger_files
+from ...store.ledger import ledger_files, query
 
 #: calls kept in "last calls"
 RECENT = 8
@@ -64,17 +64,19 @@ class SpendState:
         if not live and not sealed:
             return s
         w, p = where or "true", list(params or [])
-        con = connect(home)
-        try:
-            for d in query_rows(con, w, p):
-                s.groups[(d["route"], d["backend"], d["model"])] = d
+
+        def read(con):
+            groups = query_rows(con, w, p)
             cur = con.execute(RECENT_SQL.format(where=w, n=RECENT), p)
             names = [c[0] for c in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
-            s.recent.extend(_recent_row(r) for r in reversed(rows))
-            s.series = [[t, c] for t, c in con.execute(SERIES_SQL.format(where=w, n=SERIES_POINTS), p).fetchall()]
-        finally:
-            con.close()
+            recent = [dict(zip(names, r)) for r in cur.fetchall()]
+            return groups, recent, con.execute(SERIES_SQL.format(where=w, n=SERIES_POINTS), p).fetchall()
+
+        groups, recent, series = query(home, read)  # retried when a writer sealed a file meanwhile
+        for d in groups:
+            s.groups[(d["route"], d["backend"], d["model"])] = d
+        s.recent.extend(_recent_row(r) for r in reversed(recent))
+        s.series = [[t, c] for t, c in series]
         s.total = sum(g["cost_usd"] for g in s.groups.values())
         return s
 
