@@ -20,7 +20,8 @@ def rows_from_records(records: Iterable[Any]) -> list[dict[str, Any]]:
         d["calls"] += not cached and r.get("kind") not in NOT_CALLS
         d["cache_hits"] += cached
         d["errors"] += r["status"] == "error"
-        for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd"):
+        d["unsettled"] += r["status"] == "unsettled"  # as store.ledger.AGGREGATES
+        for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd", "maybe_billed"):
             d[k] += r.get(k) or 0
         d["gpu_hours"] += (r.get("held_s") or 0.0) * (r.get("gpus") or 0.0) / 3600.0
         if r.get("pricing") == "compute":

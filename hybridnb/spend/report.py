@@ -141,7 +141,7 @@ def finish_row(r: dict[str, Any]) -> dict[str, Any]:
 def sum_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Totals of rows (utilisation over the summed compute time)."""
     rows = list(rows)
-    return finish_row({k: sum(r[k] for r in rows) for k in SUMS})
+    return finish_row({k: sum(r.get(k) or 0 for r in rows) for k in SUMS})
 
 
 def query_rows(con, where: str = "true", params: list | None = None) -> list[dict[str, Any]]:

@@ -92,6 +92,8 @@ class SpendState:
         g["calls"] += not cached and r.get("kind") not in NOT_CALLS
         g["cache_hits"] += cached
         g["errors"] += r["status"] == "error"
+        g["unsettled"] = g.get("unsettled", 0) + (r["status"] == "unsettled")  # as store.ledger.AGGREGATES
+        g["maybe_billed"] = g.get("maybe_billed", 0) + (r.get("maybe_billed") or 0)
         for k in ("input_tokens", "output_tokens", "cost_usd", "saved_usd"):
             g[k] += r.get(k) or 0
         g["gpu_hours"] += (r.get("held_s") or 0.0) * (r.get("gpus") or 0.0) / 3600.0
