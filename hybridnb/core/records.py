@@ -75,7 +75,8 @@ def make_record(r: Request, target: Target, session: str | None, *, status, usag
         batch=str(tags.get("batch", "")), template=str(tags.get("template", "")),
         prompt_hash=short_hash(r.prompt), answer_hash=short_hash(answer.strip().lower()) if answer else "",
         session=session or "", via=str(tags.get("via", "")), escalated=bool(tags.get("escalated", False)),
-        confidence=confidence_of(answer, probs) if error is None else None,
+        confidence=tags.get("confidence") if "confidence" in tags else (
+            confidence_of(answer, probs) if error is None else None),
     )
 
 
