@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .notebook.server import _jupyter_labextension_paths, _jupyter_server_extension_points
 from .core.calls import local, reason, summary
+from .core.auto import auto
+from .core.calibrate import calibrate
 from .batch.runner import map
 from .spend.kernel import report
 from .spend.report import export_ledger
@@ -64,6 +66,8 @@ __all__ = sorted([
     "Request",
     "Response",
     "Usage",
+    "auto",
+    "calibrate",
     "charts",
     "export_ledger",
     "get_dispatcher",

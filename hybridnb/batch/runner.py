@@ -289,7 +289,13 @@ def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str
     Other options: ``temperature``, ``columns``, ``variables``, ``con``,
     ``backend``, ``base_url``, ``verbose``.  Ctrl-C raises
     :class:`BatchInterrupted` carrying the finished rows in ``.partial``.
+    ``route="auto"``: local first, unsure rows escalate to reason (``threshold=``; see core/auto.py).
     """
+    if route == "auto":  # the %%auto cascade (core/auto.py)
+        from ..core.auto import auto_map
+
+        return auto_map(data, template, choices=choices, system=system, max_tokens=max_tokens, cache=cache,
+                        force=force, progress=progress, output_prefix=output_prefix, **options)
     return run_batch(data, template, route, choices=choices, json_schema=json_schema, model=model,
                      system=system, max_tokens=max_tokens, concurrency=concurrency, cache=cache, force=force,
                      engine=engine, progress=progress, output_prefix=output_prefix, **options).frame

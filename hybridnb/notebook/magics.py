@@ -59,6 +59,12 @@ def _route_args(f):
     return f
 
 
+def _auto_args(f):
+    f = argument("--threshold", type=float,
+                 help="escalate answers less confident than this (default: calibrated, else 0.8)")(f)
+    return _route_args(f)
+
+
 @magics_class
 class HybridnbMagics(Magics):
     """Route cells to token-priced reasoning (%%reason) or local compute (%%local)."""
@@ -99,6 +105,14 @@ class HybridnbMagics(Magics):
     def local(self, line, cell):
         """Send the cell to local compute (vLLM, or the embedded CPU model)."""
         return self._run("local", line, cell)
+
+    @cell_magic
+    @_auto_args
+    def auto(self, line, cell):
+        """Local first; answers under the confidence threshold escalate to %%reason (core/auto.py)."""
+        from ._auto import run_auto_magic
+
+        return run_auto_magic(self, line, cell)
 
     def _run(self, route: str, line: str, cell: str):
         args = parse_line(f"%%{route}", getattr(self, route).parser, line)
