@@ -42,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "budget_usd": None,
     "budget_per": "session",  # what the budget limits: session | notebook | day | total
     "budget_warn_fraction": 0.8,
-    "cache": True,
+    "cache": True,  # True | False | "semantic" (exact, then near-duplicates: store/semantic.py)
+    "cache_similarity": 0.95,  # cosine similarity a semantic cache hit needs
     "concurrency": 16,
     "timeout_s": 120.0,
     "max_retries": 4,
@@ -100,8 +101,8 @@ ENV: dict[str, str] = {
 
 SECRET_KEYS = frozenset({"reason.api_key", "local.api_key"})
 
-_FLOATS = {"batch_discount", "batch_poll_s", "budget_usd", "budget_warn_fraction", "timeout_s", "reserve_s",
-           "gpu_hour_usd", "gpus", "cpu_hour_usd",
+_FLOATS = {"cache_similarity", "batch_discount", "batch_poll_s", "budget_usd", "budget_warn_fraction", "timeout_s",
+           "reserve_s", "gpu_hour_usd", "gpus", "cpu_hour_usd",
            "hardware_usd", "lifetime_hours", "power_kw", "electricity_usd_kwh"}
 _INTS = {"concurrency", "max_retries", "estimate_output_tokens", "max_tokens"}
 _BOOLS = {"cache"}
@@ -145,6 +146,8 @@ def coerce(key: str, value: Any) -> Any:
             return True
         if s in ("0", "false", "no", "off"):
             return False
+        if key == "cache" and s == "semantic":
+            return "semantic"
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if leaf in _CHOICES and value not in _CHOICES[leaf]:
         raise ConfigError(f"{key} must be one of {', '.join(_CHOICES[leaf])}, got {value!r}")
