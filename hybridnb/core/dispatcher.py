@@ -234,8 +234,14 @@ class Dispatcher(Sender):
         for i, err in bad.items():
             deliver(i, make_response(target, "", Usage(), 0.0, 0.0, 0.0, False, err, None))
         store = self.cache(home) if cache else None
+        if cache == "semantic":  # opt-in near-duplicate hits after the exact ones (store/semantic.py)
+            from ..store.semantic import SemanticCache
+
+            store = SemanticCache(store, target)
         keys = [cache_key(target.route, target.backend_name, target.endpoint, r) for r in requests]
         todo = self.serve_cached(requests, keys, target, store, deliver, skip=bad)
+        if cache == "semantic" and todo:
+            todo = store.serve_similar(self, requests, todo, keys, deliver)
         if not todo:
             return results  # type: ignore[return-value]
         self.writer(home).check_writable()  # an unwritable home fails here, before anything is paid
