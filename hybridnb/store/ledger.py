@@ -85,6 +85,7 @@ class Record:
     usage_estimated: bool = False  # the server sent no usage: tokens were counted locally
     forced: bool = False  # sent with --force past the budget
     reserved_usd: float = 0.0  # worst case reserved against the budget before sending
+    prompt_norm: str = ""  # hash of the prompt lower-cased without punctuation/spacing: near-duplicates share it
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
