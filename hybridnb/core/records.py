@@ -13,6 +13,7 @@ from .response import Response
 from ..types import Request, Usage
 from ..config import RouteSettings, Settings
 from ..store.ledger import Record
+from ..store.semantic import normalise
 
 
 @dataclass
@@ -73,7 +74,7 @@ def make_record(r: Request, target: Target, session: str | None, *, status, usag
         error=str(error)[:300] if error is not None else "",
         notebook=str(tags.get("notebook", "")), cell=str(tags.get("cell", "")),
         batch=str(tags.get("batch", "")), template=str(tags.get("template", "")),
-        prompt_hash=short_hash(r.prompt), answer_hash=short_hash(answer.strip().lower()) if answer else "",
+        prompt_hash=short_hash(r.prompt), prompt_norm=short_hash(normalise(r.prompt)), answer_hash=short_hash(answer.strip().lower()) if answer else "",
         session=session or "", via=str(tags.get("via", "")), escalated=bool(tags.get("escalated", False)),
         confidence=tags.get("confidence") if "confidence" in tags else (
             confidence_of(answer, probs) if error is None else None),
