@@ -12,6 +12,7 @@ from .notebook.server import _jupyter_labextension_paths, _jupyter_server_extens
 from .core.calls import local, reason, summary
 from .core.auto import auto
 from .core.calibrate import calibrate
+from .spend.discipline import discipline
 from .batch.runner import map
 from .spend.kernel import report
 from .spend.report import export_ledger
@@ -69,6 +70,7 @@ __all__ = sorted([
     "auto",
     "calibrate",
     "charts",
+    "discipline",
     "export_ledger",
     "get_dispatcher",
     "get_settings",

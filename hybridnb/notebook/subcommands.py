@@ -36,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "%hybridnb export --ledger spend.parquet"),
     "batches": ("provider batch jobs (--batch-api): list them, re-attach to one, or cancel it",
                 "%hybridnb batches cancel batch_abc123"),
+    "discipline": ("workflow habits per notebook|cell|template|user: $ on reasoning, reasoning that looks local, "
+                   "template versions per cell, rework; --compare A B side by side",
+                   "%hybridnb discipline notebook"),
     "reset": ("forget session settings and the session's spend counter (the ledger is kept)", "%hybridnb reset"),
     "help": ("this list; `%%reason?` / `%%local?` show the cell magics' options", "%hybridnb help"),
 }
@@ -192,6 +195,12 @@ def cmd_batches(magics, rest: list[str]) -> None:
     from ..batch.batches import cmd_batches as run
 
     print(run(rest))
+
+
+def cmd_discipline(magics, rest: list[str]) -> None:
+    from ..spend.discipline import magic
+
+    magic(rest)
 
 
 def cmd_help(magics, rest: list[str]) -> None:
