@@ -87,7 +87,9 @@ def test_compare_two_notebooks_or_two_users_side_by_side(team):
     nb = hybridnb.discipline(compare=["a.ipynb", "b.ipynb"])
     users = hybridnb.discipline(compare=["alice", "bob"])
     assert nb.columns == ["metric", "a.ipynb", "b.ipynb"] and users.columns == ["metric", "alice", "bob"]
-    assert nb.to_dicts() == [dict(zip(["metric", "a.ipynb", "b.ipynb"], r.values())) for r in users.to_dicts()]
+    assert nb["metric"].to_list() == users["metric"].to_list()  # alice wrote a.ipynb, bob b.ipynb
+    assert nb["a.ipynb"].to_list() == pytest.approx(users["alice"].to_list(), rel=1e-9)
+    assert nb["b.ipynb"].to_list() == pytest.approx(users["bob"].to_list(), rel=1e-9)
     m = {r["metric"]: (r["a.ipynb"], r["b.ipynb"]) for r in nb.to_dicts()}
     assert m["reason_usd_share"][0] == 1.0 and m["reason_usd_share"][1] < 1.0
     assert m["rework_usd"][0] > 0 == m["rework_usd"][1] and m["looks_local_calls"] == (25.0, 0.0)

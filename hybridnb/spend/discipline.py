@@ -31,20 +31,18 @@ DETAILS = ("groups", "looks_local", "iterations", "chart")
 
 _ROWS_SQL = """
 CREATE TEMP TABLE d AS
-SELECT {grp} AS grp, notebook, cell, template, route, status, kind, cost_usd, saved_usd, output_tokens,
-       similarity, via, escalated, ts,
-       status = 'ok' AND row_number() OVER (PARTITION BY route, model, prompt_hash ORDER BY ts) > 1 AS exact_rep,
-       prompt_hash, prompt_norm, answer_hash, model
-FROM ledger WHERE route IS NOT NULL {where}
-"""
-
-_NEAR_SQL = """
-CREATE TEMP TABLE near AS
-SELECT DISTINCT route, model, prompt_hash FROM (
-  SELECT *, min(first_ts) OVER (PARTITION BY route, model, prompt_norm) AS norm_first FROM (
-    SELECT route, model, prompt_hash, prompt_norm, min(ts) AS first_ts
-    FROM d WHERE status = 'ok' AND prompt_norm <> '' GROUP BY ALL)
-) WHERE first_ts > norm_first
+WITH l AS (
+  SELECT {grp} AS grp, notebook, cell, template, route, model, status, kind, cost_usd, saved_usd, output_tokens,
+         similarity, via, escalated, ts, answer_hash, prompt_hash, prompt_norm
+  FROM ledger WHERE route IS NOT NULL {where}),
+fe AS (SELECT route, model, prompt_hash, min(ts) AS first_exact FROM l
+       WHERE status = 'ok' AND kind = 'call' AND prompt_hash <> '' GROUP BY ALL),
+fn AS (SELECT route, model, prompt_norm, min(ts) AS first_near FROM l
+       WHERE status = 'ok' AND kind = 'call' AND prompt_norm <> '' GROUP BY ALL)
+SELECT l.* EXCLUDE (prompt_norm),
+       coalesce(status = 'ok' AND ts > first_exact, false)                            AS exact_rep,  -- billed again
+       coalesce(status = 'ok' AND ts = first_exact AND ts > first_near, false)        AS near_rep    -- reworded
+FROM l LEFT JOIN fe USING (route, model, prompt_hash) LEFT JOIN fn USING (route, model, prompt_norm)
 """
 
 _TEMPLATES_SQL = """
@@ -75,9 +73,8 @@ SELECT grp AS {by},
   coalesce(sum(saved_usd), 0)                                                 AS saved_usd,
   count(*) FILTER (via = 'auto' AND route = 'local' AND status <> 'cached')   AS auto_rows,
   count(*) FILTER (via = 'auto' AND escalated)                                AS escalated
-FROM (SELECT d.*, coalesce(ll.flag, false) AND d.route = 'reason' AND d.status = 'ok' AS looks_local,
-             n.prompt_hash IS NOT NULL AND NOT exact_rep AND d.status = 'ok' AS near_rep
-      FROM d LEFT JOIN ll USING (template) LEFT JOIN near n USING (route, model, prompt_hash)) x
+FROM (SELECT d.*, route = 'reason' AND status = 'ok' AND template IN (SELECT template FROM ll) AS looks_local
+      FROM d) x
 GROUP BY grp
 """
 
@@ -86,9 +83,8 @@ SELECT grp AS {by}, CASE WHEN exact_rep OR near_rep THEN 'rework (billed repeats
                          WHEN looks_local THEN 'reasoning that looks local'
                          WHEN route = 'reason' THEN 'reasoning' ELSE 'local' END AS category,
        sum(cost_usd) AS usd
-FROM (SELECT d.*, coalesce(ll.flag, false) AND d.route = 'reason' AND d.status = 'ok' AS looks_local,
-             n.prompt_hash IS NOT NULL AND NOT exact_rep AND d.status = 'ok' AS near_rep
-      FROM d LEFT JOIN ll USING (template) LEFT JOIN near n USING (route, model, prompt_hash)) x
+FROM (SELECT d.*, route = 'reason' AND status = 'ok' AND template IN (SELECT template FROM ll) AS looks_local
+      FROM d) x
 GROUP BY ALL HAVING sum(cost_usd) > 0
 """
 
@@ -134,7 +130,6 @@ def discipline(by: str = "notebook", *, compare: Sequence[str] | None = None, wh
         if compare:
             by, where = _compare_scope(con, compare, where)
         con.sql(_ROWS_SQL.format(grp=GROUPS[by], where=f"AND ({where})" if where else ""))
-        con.sql(_NEAR_SQL)
         ll = _looks_local(con, thresholds or Thresholds(), min_calls, max_answers, max_output_tokens)
         if detail == "looks_local":
             return ll
