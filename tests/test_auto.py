@@ -118,6 +118,10 @@ def test_calibrated_cascade_reaches_the_target_at_a_fraction_of_all_reason(casca
 def test_rerun_is_served_from_cache_with_the_same_decisions(cascade):
     df = frame(range(200))
     first = hybridnb.map(df, TEMPLATE, route="auto", choices=LABELS, threshold=0.8, progress=False)
+    esc = sum(first["escalated"])
+    line = next(x for x in str(hybridnb.summary()).splitlines() if "%%auto" in x)  # the summary's advice
+    assert f"200 rows, {esc} escalated to %%reason ({esc / 200:.0%}), spent $" in line
+    assert "all-reason ~$" in line and "saved ~$" in line
     again = hybridnb.map(df, TEMPLATE, route="auto", choices=LABELS, threshold=0.8, progress=False)
     assert again["escalated"].to_list() == first["escalated"].to_list()
     assert again["answer"].to_list() == first["answer"].to_list()

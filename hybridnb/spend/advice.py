@@ -296,6 +296,32 @@ def dont_reason_twice(con, t: Thresholds) -> list[Advice]:
     return out
 
 
+AUTO_SQL = """
+SELECT count(DISTINCT batch || prompt_hash) FILTER (route = 'local')                     AS rows_,
+       count(*) FILTER (route = 'reason' AND escalated)                                  AS escalated,
+       coalesce(sum(cost_usd), 0)                                                        AS spent,
+       coalesce(sum(cost_usd + saved_usd) FILTER (route = 'reason' AND escalated AND status = 'ok'), 0) AS value,
+       count(*) FILTER (route = 'reason' AND escalated AND status = 'ok')                 AS reason_ok
+FROM ledger WHERE via = 'auto' AND status <> 'unsettled'
+"""
+
+
+def auto_escalation(con, t: Thresholds) -> list[Advice]:
+    """What `%%auto` did (core/auto.py): rows, escalation rate, spend, and the saving against sending every
+    row to reason, priced at what the escalated rows cost per row."""
+    rows, esc, spent, value, ok = con.sql(AUTO_SQL).fetchall()[0]
+    if not rows:
+        return []
+    msg = f"{rows:,} rows, {esc:,} escalated to %%reason ({esc / rows:.0%}), spent ${spent:.4f}"
+    numbers = {"rows": rows, "escalated": esc, "escalation_rate": esc / rows, "spent_usd": spent}
+    if ok:
+        all_reason = value / ok * rows
+        msg += f"; all-reason ~${all_reason:.4f}, saved ~${all_reason - spent:.4f}"
+        numbers.update(all_reason_usd=all_reason, saved_usd=all_reason - spent)
+    return [Advice(kind="auto", title="%%auto", message=msg, numbers=numbers, route=t.local_route,
+                   severity="info")]
+
+
 def compute_advice(
     con=None,
     lanes: Iterable[dict] = (),
@@ -309,4 +335,5 @@ def compute_advice(
         out += idle_capacity(con, t)
         out += move_the_work(con, t, remaining_rows)
         out += dont_reason_twice(con, t)
+        out += auto_escalation(con, t)
     return out
