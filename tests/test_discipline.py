@@ -114,7 +114,7 @@ def test_magic_shows_a_table_and_a_chart(team):
     with capture_output() as out:
         ip.run_line_magic("hybridnb", "discipline notebook")
     md = out.outputs[0].data["text/markdown"]
-    assert "/home/team/a.ipynb" in md and "\\$" in md and "| notebook | calls |" in md
+    assert "/home/team/a.ipynb" in md and "`$" in md and "| notebook | calls |" in md
     chart = [o.data for o in out.outputs[1:] if "vega" in str(o.data.get("text/html", ""))]  # altair's renderer
     assert chart and "rework (billed repeats)" in chart[0]["text/html"]
     with capture_output() as out:

@@ -221,7 +221,7 @@ _SHOWN = (("calls", "calls", "n"), ("cost_usd", "cost", "usd"), ("reason_usd_sha
 
 
 def _fmt(v: Any, kind: str) -> str:
-    from .report import escape_md
+    from .render import md, money
 
     if kind == "n":
         return f"{int(v):,}"
@@ -229,17 +229,17 @@ def _fmt(v: Any, kind: str) -> str:
         return f"{v:.0%}"
     if kind == "x":
         return f"{v:.1f}"
-    return escape_md(f"${v:,.4f}" if abs(v) < 1 else f"${v:,.2f}")
+    return md(money(v))  # the project's Markdown rule: every amount in a code span
 
 
 def to_markdown(table, by: str, limit: int = 15) -> str:
-    """A compact Markdown table (each amount in its own cell, ``$`` escaped)."""
-    from .report import escape_md
+    """A compact Markdown table (each amount in a code span, safe from MathJax)."""
+    from .render import md
 
     head = [by] + [h for _, h, _ in _SHOWN]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * len(_SHOWN)]
     for r in table.head(limit).iter_rows(named=True):
-        name = escape_md(str(r[by]) or "(none)")
+        name = md(str(r[by]) or "(none)")
         lines.append("| " + " | ".join([name] + [_fmt(r[k], kind) for k, _, kind in _SHOWN]) + " |")
     if table.height > limit:
         lines.append(f"\n{table.height - limit} more in `hybridnb.discipline(by={by!r})`")

@@ -143,6 +143,8 @@ class SemanticCache:
         return True
 
     def __getattr__(self, name: str):  # leases, clear, … : the exact cache's
+        if name == "exact":
+            raise AttributeError(name)
         return getattr(self.exact, name)
 
     def get_many(self, keys):
