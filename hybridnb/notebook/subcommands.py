@@ -16,32 +16,7 @@ from IPython.display import display
 from .. import config
 from ..core import calls as _api
 from ..errors import HybridnbError
-
-#: name -> (one line, example); the order is the order help shows
-COMMANDS: dict[str, tuple[str, str]] = {
-    "status": ("which backend, model and endpoint each route uses, the home folder and the budget",
-               "%hybridnb status"),
-    "summary": ("spend by route/backend/model, cache savings and the budget with its basis; "
-                "scope: notebook (default), session, day or total", "%hybridnb summary day"),
-    "models": ("the models each route can use: the endpoint's /v1/models, the embedded model, "
-               "priced models with $ per 1M tokens", "%hybridnb models reason"),
-    "config": ("show every setting, or set some for this session", "%hybridnb config reason.model=gpt-4o-mini"),
-    "budget": ("show the budget, set it in $ (--per session|notebook|day|total), or remove it",
-               "%hybridnb budget 5 --per day"),
-    "cache": ("empty the answer cache", "%hybridnb cache clear"),
-    "backends": ("installed backends (built-in and plug-ins) and their import paths", "%hybridnb backends"),
-    "widget": ("the live spend panel (text summary in a terminal)", "%hybridnb widget"),
-    "signals": ("operator signals and advice as data", "%hybridnb signals"),
-    "export": ("a %%markdown cell with the cost summary below, or the raw ledger to a file",
-               "%hybridnb export --ledger spend.parquet"),
-    "batches": ("provider batch jobs (--batch-api): list them, re-attach to one, or cancel it",
-                "%hybridnb batches cancel batch_abc123"),
-    "discipline": ("workflow habits per notebook|cell|template|user: $ on reasoning, reasoning that looks local, "
-                   "template versions per cell, rework; --compare A B side by side",
-                   "%hybridnb discipline notebook"),
-    "reset": ("forget session settings and the session's spend counter (the ledger is kept)", "%hybridnb reset"),
-    "help": ("this list; `%%reason?` / `%%local?` show the cell magics' options", "%hybridnb help"),
-}
+from .help import COMMANDS, line_magic_help
 
 
 def cmd_status(magics, rest: list[str]) -> None:
@@ -204,8 +179,6 @@ def cmd_discipline(magics, rest: list[str]) -> None:
 
 
 def cmd_help(magics, rest: list[str]) -> None:
-    from .help import line_magic_help
-
     print(line_magic_help())
 
 
