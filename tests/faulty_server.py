@@ -119,7 +119,8 @@ class FaultyServer(OpenAIServer):
 
         self.state = FaultState()
         handler = type("BoundFaultHandler", (FaultHandler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server_cls = type("DeepBacklogServer", (ThreadingHTTPServer,), {"request_queue_size": 256})
+        self.httpd = server_cls(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"

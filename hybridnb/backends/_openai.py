@@ -74,10 +74,17 @@ def _should_retry(status: int, headers) -> bool:
 
 
 def _never_sent(e: BaseException) -> bool:
-    """Whether a connection error happened before the request reached the server."""
+    """Whether a connection error came before any reply: safe to retry, nothing generated.
+
+    A connection that failed to open, or that the server dropped without a byte of reply
+    (a stale keep-alive connection), is retried; a reply cut off mid-body is not (it was
+    generated, and may be billed)."""
     cause = e.__cause__ or e.__context__
-    # by name: the SDK may ship its own copy of httpx
-    return type(cause).__name__ in ("ConnectError", "ConnectTimeout")
+    name = type(cause).__name__  # by name: the SDK may ship its own copy of httpx
+    if name in ("ConnectError", "ConnectTimeout"):
+        return True
+    text = str(cause).lower()
+    return name in ("RemoteProtocolError", "ReadError") and "without sending a response" in text
 
 
 def _choice_schema(choices: Sequence[str]) -> dict[str, Any]:

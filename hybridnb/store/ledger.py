@@ -130,6 +130,7 @@ class LedgerWriter:
         self._rows = 0
         self._fh = None
         self._pending: list[Path] = []
+        self._in_flight: dict[str, str] = {}  # id -> write-ahead line of calls not settled yet
 
     @property
     def live_path(self) -> Path:
@@ -141,10 +142,16 @@ class LedgerWriter:
 
     def extend(self, records: Iterable[Record]) -> None:
         """Write several records with one flush (LedgerError when the home is not writable)."""
+        records = list(records)
         lines = [_line(r, self.session) for r in records]
         if not lines:
             return
         with self._lock:
+            for r, line in zip(records, lines):  # calls in flight: their write-ahead rows outlive a seal
+                if r.status == "unsettled":
+                    self._in_flight[r.id] = line
+                elif self._in_flight:
+                    self._in_flight.pop(r.id, None)
             try:
                 fh = self._open()
                 text = "\n".join(lines) + "\n"
@@ -188,10 +195,15 @@ class LedgerWriter:
         tmp = self.dir / f".{final.name}.tmp"
         self._drop_pending()
         os.replace(self.live_path, pending)  # readers see it under its new name until the Parquet exists
-        self._open()
+        fh = self._open()
+        if self._in_flight:  # calls still in flight: their write-ahead rows move on to the new live file,
+            fh.write("\n".join(self._in_flight.values()) + "\n")  # so a segment never waits for a final row
+            fh.flush()
+        keep = "status <> 'unsettled' OR id NOT IN (SELECT unnest(?::VARCHAR[]))"
         con = duckdb.connect()
         try:
-            con.execute(f"COPY ({_settled(_json_select([pending]))}) TO '{_q(tmp)}' (FORMAT parquet)")
+            con.execute(f"COPY (SELECT * FROM ({_settled(_json_select([pending]))}) WHERE {keep}) "
+                        f"TO '{_q(tmp)}' (FORMAT parquet)", [list(self._in_flight)])
         finally:
             con.close()
         os.replace(tmp, final)
@@ -221,9 +233,13 @@ def _line(r: Record, session: str) -> str:
 
 
 def _settled(select: str) -> str:
-    """``select`` without the unsettled rows whose call has a final row."""
-    return (f"WITH raw AS ({select}) SELECT * FROM raw WHERE status <> 'unsettled' OR id NOT IN "
-            f"(SELECT id FROM raw WHERE status <> 'unsettled')")
+    """``select`` with one row per id: the final row of a call over its write-ahead row.
+
+    Only JSONL rows need it: a sealed segment never holds a write-ahead row whose call
+    settles later (the writer carries those over to its next live file), so the Parquet
+    side of the ledger is scanned as is."""
+    return (f"SELECT * FROM ({select}) QUALIFY row_number() OVER "
+            f"(PARTITION BY id ORDER BY status = 'unsettled') = 1")
 
 
 def _q(path: Path | str) -> str:
@@ -252,13 +268,13 @@ def ledger_sql(home: Path | str) -> str:
         files = ", ".join(f"'{_q(p)}'" for p in sealed)
         parts.append(f"SELECT * FROM read_parquet([{files}], union_by_name=true)")
     if live:
-        parts.append(_json_select(live))
+        parts.append(_settled(_json_select(live)))
     cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in COLUMNS.items())
     empty = f"SELECT {cols} WHERE false"
     if not parts:
         return empty
     # the typed empty select pins every column, also when all segments predate a new one
-    return _settled(" UNION ALL BY NAME ".join(f"({p})" for p in [empty, *parts]))
+    return " UNION ALL BY NAME ".join(f"({p})" for p in [empty, *parts])
 
 
 def connect(home: Path | str, tries: int = 4):

@@ -116,6 +116,7 @@ _BATCH = textwrap.dedent("""
     df = pl.DataFrame({"q": [f"question {i}" for i in range(int(sys.argv[1]))]})
     out = hybridnb.map(df, "{q}", route="reason", concurrency=16, progress=False, verbose=False, transport=sys.argv[2])
     print("DONE", out.filter(pl.col("error").is_null()).height, flush=True)
+    print(out.filter(pl.col("error").is_not_null())["error"].to_list(), file=sys.stderr)
 """)
 
 
@@ -151,5 +152,23 @@ def test_kill_9_mid_batch_loses_no_paid_call_and_the_rerun_pays_only_the_rest(fa
     out = subprocess.run([sys.executable, "-c", _BATCH, str(n), transport], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["DONE", str(n)]
+    assert out.stdout.split() == ["DONE", str(n)], out.stderr[-3000:]
     assert faulty.received == n - answered  # the rerun paid only for rows without an answer
+
+
+def test_a_call_in_flight_across_a_seal_ends_as_one_final_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "ROTATE_ROWS", 5)
+    w = LedgerWriter(tmp_path, session="s")
+    sent = rec(0, cost=0.0, status="unsettled")
+    w.append(sent)
+    for i in range(1, 6):  # the seal happens while the call is in flight
+        w.append(rec(i))
+    (seg,) = ledger.ledger_files(tmp_path)[1]
+    assert "unsettled" not in pl.read_parquet(seg)["status"].to_list()  # carried to the live file instead
+    assert ledger.read(tmp_path).filter(pl.col("id") == sent.id)["status"].to_list() == ["unsettled"]
+    final = rec(0, cost=0.7)
+    final.id = sent.id
+    w.append(final)
+    df = ledger.read(tmp_path)
+    assert df.height == 6 and df.filter(pl.col("id") == sent.id)["status"].to_list() == ["ok"]
+    assert df["cost_usd"].sum() == pytest.approx(0.75)
