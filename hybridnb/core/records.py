@@ -13,7 +13,7 @@ from .response import Response
 from ..types import Request, Usage
 from ..config import RouteSettings, Settings
 from ..store.ledger import Record
-from ..store.semantic import normalise
+from ..store.cache import normalise
 
 
 @dataclass

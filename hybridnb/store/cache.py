@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import socket
 import sqlite3
@@ -247,3 +248,11 @@ class Cache:
 
     def __len__(self) -> int:
         return self._run(lambda con: con.execute("SELECT count(*) FROM answers").fetchone()[0])
+
+
+_PUNCT = re.compile(r"[^\w\s]+")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation as spaces, single spaces: what a near-duplicate may differ in."""
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())

@@ -21,14 +21,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..core.extras import require
-from .cache import Cache, cache_key
+from .cache import Cache, cache_key, normalise
 
 #: default cosine similarity for a hit
 DEFAULT_SIMILARITY = 0.95
@@ -47,12 +46,6 @@ _model: list = []
 _model_lock = threading.Lock()
 
 
-_PUNCT = re.compile(r"[^\w\s]+")
-
-
-def normalise(text: str) -> str:
-    """Lower case, punctuation as spaces, single spaces: what a near-duplicate may differ in."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
 def embed(texts: list[str]):
