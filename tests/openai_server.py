@@ -62,6 +62,8 @@ def answer_for(body: dict) -> str:
 
 
 def _pick(choices, prompt: str) -> str:
+    if prompt.startswith("Answer with exactly one of:"):  # not the options hybridnb states
+        prompt = prompt.split("\n\n", 1)[-1]
     low = prompt.lower()
     for c in choices:
         if re.search(rf"\b{re.escape(str(c).lower())}\b", low):

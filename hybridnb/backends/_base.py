@@ -19,6 +19,13 @@ class Backend(abc.ABC):
 
     ``max_concurrency`` is the bound the backend is driven with; the
     dispatcher never has more than that many requests in flight.
+
+    Capabilities are declared, never probed: ``scored_choices`` (choice
+    answers carry ``Completion.choice_probs``), ``has_metrics`` (``metrics()``
+    can return saturation figures), ``discovers_model`` (``discover_model()``
+    names the served model), ``batch_size`` (requests per ``complete`` call
+    the dispatcher hands over).  Instances may refine them (an OpenAI-compatible
+    server that offers no logprobs has no scored choices).
     """
 
     #: registry name, e.g. ``"openai"``
@@ -27,6 +34,39 @@ class Backend(abc.ABC):
     pricing: ClassVar[Literal["tokens", "compute"]] = "tokens"
 
     max_concurrency: int = 8
+    #: requests handed to one ``complete`` call
+    batch_size: int = 1
+    #: ``--choices`` answers come with a probability per label
+    scored_choices: bool = False
+    #: ``metrics()`` may return saturation figures (else the dispatcher never polls it)
+    has_metrics: bool = False
+    #: ``discover_model()`` names the model the backend serves
+    discovers_model: bool = False
+    #: what ``metrics()`` last found: "none" (declares none), "unknown" (not read yet),
+    #: "yes", "absent" (the server has none), "unreachable"
+    metrics_state: str = "none"
+
+    #: tokens a chat template adds to each call (role markers, a default system prompt)
+    chat_overhead_tokens: int = 7
+
+    def estimate_tokens(self, r: Request, default_out: int, model: str | None = None) -> tuple[int, int]:
+        """(input, output) tokens ``r`` is expected to use, chat template and stated options included
+        (output: the label with its end of turn, else ``max_tokens`` capped at ``default_out``)."""
+        from ..core.constraints import option_orders, with_options
+        from ..core.pricing import estimate_tokens
+
+        text = (r.system or "") + with_options(r.prompt, r.choices)
+        tin = estimate_tokens(text, model or r.model) + self.chat_overhead_tokens
+        if r.choices:  # the label and the end of the turn; scored once per option order
+            orders = len(option_orders(r.choices)) if self.scored_choices else 1
+            return tin * orders, max(estimate_tokens(c, model or r.model) for c in r.choices) + 1
+        return tin, min(r.max_tokens or default_out, default_out)
+
+    def capabilities(self) -> dict[str, Any]:
+        """The declared capabilities, as a dict (also part of :meth:`describe` for status output)."""
+        return {"scored_choices": self.scored_choices, "has_metrics": self.has_metrics,
+                "discovers_model": self.discovers_model, "batch_size": self.batch_size,
+                "max_concurrency": self.max_concurrency}
 
     @classmethod
     def from_route(cls, route_settings: Any, settings: Any) -> "Backend":
@@ -46,6 +86,10 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Public, secret-free facts about this backend (for status output)."""
         return {"backend": self.name}
+
+    def discover_model(self) -> str | None:
+        """The model this backend serves, when it can tell (``discovers_model``)."""
+        return None
 
     async def metrics(self) -> dict[str, Any] | None:
         """Saturation metrics the backend exposes, or None when it has none."""

@@ -17,12 +17,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..core.constraints import option_orders
 from ..types import Completion, Request, Usage
 from ..errors import BackendError, BackendUnavailable, HybridnbError
 from ..core.extras import require
 from . import _gguf_model
 from ._base import Backend
-from ._embedded_ops import generate, json_check, score_choices
+from ._embedded_ops import chat_text, generate, json_check, score_choices
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -59,6 +60,10 @@ class EmbeddedBackend(Backend):
     name = "embedded"
     pricing = "compute"
     max_concurrency = 32
+    scored_choices = True
+    has_metrics = True
+    #: SmolLM2's chat template adds a default system prompt and role markers to every call
+    chat_overhead_tokens = 28  # measured: 26-29 tokens beyond estimate_tokens(prompt)
 
     def __init__(
         self,
@@ -116,6 +121,18 @@ class EmbeddedBackend(Backend):
     @property
     def tokenizer(self) -> Any:
         return self.load().tokenizer
+
+    def estimate_tokens(self, r: Request, default_out: int, model: str | None = None) -> tuple[int, int]:
+        """Exact input tokens (chat template included) once the model is loaded; else the
+        estimate plus SmolLM2's template (its default system prompt and role markers)."""
+        if self._loaded is None:
+            return super().estimate_tokens(r, default_out, model)
+        tok = self._loaded.tokenizer
+        tin = len(tok(chat_text(tok, r), add_special_tokens=False).input_ids)
+        if r.choices:  # scored once per option order
+            return (tin * len(option_orders(r.choices)),
+                    max(len(tok(c, add_special_tokens=False).input_ids) for c in r.choices))
+        return tin, min(r.max_tokens or default_out, default_out)
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -235,5 +252,6 @@ class EmbeddedBackend(Backend):
             self._stats["output_tokens"] += n_out
             fut.set_result(Completion(
                 text=text, usage=Usage(n_in, n_out), started=started, ended=ended,
-                error=err, billed=True, model=loaded.name, busy_s=busy / len(reqs), extra=extra,
+                error=err, billed=True, model=loaded.name, busy_s=busy / len(reqs),
+                choice_probs=extra.pop("choice_probs", None), extra=extra,
             ))

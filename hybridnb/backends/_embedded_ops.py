@@ -6,22 +6,19 @@ Every function returns, per request, ``(text, input_tokens, output_tokens, error
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from ..types import Request
+from ..core.constraints import NULL_PROMPT, combine_orders, logsumexp, option_orders, with_options
 from ..errors import InvalidAnswer
 
 Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]
 
 
 def chat_text(tok: Any, req: Request) -> str:
-    """The chat-templated prompt for ``req`` (with a JSON schema spelled out).
-
-    Choices are not appended: scoring already enforces them, and on a 12-review
-    sentiment check listing them cost SmolLM2-135M accuracy (11/12 -> 7/12).
-    """
-    user = req.prompt
+    """The chat-templated prompt for ``req`` (options or JSON schema spelled out)."""
+    user = with_options(req.prompt, req.choices)
     if req.json_schema is not None and not req.choices:
         user += ("\n\nReply with only a JSON value that matches this JSON schema:\n"
                  + json.dumps(req.json_schema))
@@ -77,9 +74,37 @@ MAX_PAIRS = 24
 def score_choices(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
     """Pick, for each request, the choice whose tokens (+ end of turn) are most likely.
 
-    Requests are scored in groups of at most ``MAX_PAIRS`` (request, variant) pairs, so
-    memory stays bounded however many requests and labels a batch holds.
+    The options are stated in the prompt; each request is scored once per option order
+    (:func:`option_orders`), calibrated by the content-free prompt in the same order
+    (one per label set and order in the batch), and the orders' probabilities are
+    averaged, so neither the listing order nor the options line decides the answer.
+    Input tokens count every order's prompt.
     """
+    expanded, owner, nulls = [], [], {}
+    for i, r in enumerate(reqs):
+        for order in option_orders(r.choices or ()):
+            expanded.append(replace(r, choices=order))
+            owner.append(i)
+            nulls.setdefault((r.system, order), replace(r, prompt=NULL_PROMPT, choices=order))
+    keys = list(nulls)
+    scored = _score_in_groups(model, tok, expanded + [nulls[k] for k in keys])
+    null_lp = {k: o[4]["choice_logprobs"] for k, o in zip(keys, scored[len(expanded):])}
+    results: list[Outcome] = []
+    for i, req in enumerate(reqs):
+        mine = [o for o, k in zip(scored, owner) if k == i]
+        probs = combine_orders([o[4]["choice_logprobs"] for o in mine],
+                               [null_lp[(req.system, order)] for order in option_orders(req.choices)])
+        label = max(req.choices, key=lambda c: probs[c])
+        n_out = len(tok(label, add_special_tokens=False).input_ids)
+        extra = {"choice_probs": probs, "orders": len(mine), "finish_reason": "choice",
+                 "choice_logprobs": mine[0][4]["choice_logprobs"]}
+        results.append((label, sum(o[1] for o in mine), n_out, None, extra))
+    return results
+
+
+def _score_in_groups(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
+    """Requests scored in groups of at most ``MAX_PAIRS`` (request, variant) pairs, so
+    memory stays bounded however many requests and labels a batch holds."""
     out: list[Outcome] = []
     group: list[Request] = []
     pairs = 0
@@ -144,17 +169,17 @@ def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]
             for n, (_, c) in enumerate(pairs):
                 for k in range(1, len(c)):
                     scores[n] += float(lp[n, k - 1, c[k]])
-    best_lp: dict[tuple[int, int], float] = {}
+    by_choice: dict[tuple[int, int], list[float]] = {}
     for key, val in zip(owner, scores):  # log-sum-exp over surface variants
-        prev = best_lp.get(key)
-        best_lp[key] = val if prev is None else max(prev, val) + math.log1p(math.exp(-abs(prev - val)))
+        by_choice.setdefault(key, []).append(val)
+    best_lp = {key: logsumexp(vals) for key, vals in by_choice.items()}
     results: list[Outcome] = []
     for i, req in enumerate(reqs):
         mine = [best_lp[(i, j)] for j in range(len(req.choices))]
         best = max(range(len(mine)), key=mine.__getitem__)
         label = req.choices[best]
         n_out = len(tok(label, add_special_tokens=False).input_ids)
-        extra = {"choice_logprobs": dict(zip(req.choices, mine)), "finish_reason": "choice"}
+        extra = {"choice_logprobs": dict(zip(req.choices, mine))}
         results.append((label, int(n_in[i]), n_out, None, extra))
     return results
 

@@ -23,7 +23,9 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import errors
+from ..core.constraints import with_options
 from ..types import Completion, Request, Usage
+from . import _logprobs
 from ._base import Backend
 
 _KEYLIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_\-\*\.]{6,}")
@@ -133,6 +135,8 @@ class OpenAIBackend(Backend):
 
     name = "openai"
     pricing = "tokens"
+    #: ask for logprobs with --choices (label probabilities where the server offers them)
+    choice_logprobs = True
 
     def __init__(
         self,
@@ -193,13 +197,15 @@ class OpenAIBackend(Backend):
         messages = []
         if r.system:
             messages.append({"role": "system", "content": r.system})
-        messages.append({"role": "user", "content": r.prompt})
+        messages.append({"role": "user", "content": with_options(r.prompt, r.choices)})
         body: dict[str, Any] = {"model": r.model, "messages": messages}
         if r.temperature is not None:
             body["temperature"] = r.temperature
         if r.max_tokens:
             body["max_tokens"] = r.max_tokens
         if r.choices:
+            if self.choice_logprobs:  # label probabilities from the alternatives at the label
+                body.update(logprobs=True, top_logprobs=_logprobs.TOP_LOGPROBS)
             if self.structured == "openai":
                 body["response_format"] = _choice_schema(r.choices)
             else:
@@ -231,7 +237,11 @@ class OpenAIBackend(Backend):
         if not usage.total_tokens or estimated:
             usage, facts["usage_estimated"] = self._estimated_usage(r, text), True
         model = getattr(resp, "model", None) or r.model
-        return self._validate(r, Completion(text, usage, started, ended, model=model, extra=facts))
+        c = self._validate(r, Completion(text, usage, started, ended, model=model, extra=facts))
+        if r.choices and c.error is None:  # None = probability unknown (no logprobs offered)
+            lp = getattr(resp.choices[0], "logprobs", None)
+            c.choice_probs = _logprobs.label_probs(text, c.text, r.choices, getattr(lp, "content", None))
+        return c
 
     async def _send_with_retries(self, r: Request):
         """(reply, None, facts) or (None, error, facts); facts = attempts and maybe-billed attempts.

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import errors
 from ..types import Completion, Request, Usage
+from . import _vllm_score as score
 from ._base import Backend
 from ._openai import OpenAIBackend
 
@@ -81,6 +82,8 @@ class VLLMEngineBackend(Backend):
     batch_size = 256
     #: one generate at a time: the engine batches internally
     max_concurrency = 1
+    scored_choices = True
+    discovers_model = True
 
     def __init__(self, model: str | None, engine_args: Mapping[str, Any] | None = None,
                  batch_size: int | None = None):
@@ -134,15 +137,33 @@ class VLLMEngineBackend(Backend):
         return self.load_s
 
     def _prompt(self, llm: Any, r: Request) -> str:
-        messages = ([{"role": "system", "content": r.system}] if r.system else [])
-        messages.append({"role": "user", "content": r.prompt})
+        messages = score.messages(r)
         try:
             tok = llm.get_tokenizer()
             if getattr(tok, "chat_template", None):
                 return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception:
             pass
-        return (f"{r.system}\n\n" if r.system else "") + r.prompt
+        return (f"{r.system}\n\n" if r.system else "") + messages[-1]["content"]
+
+    def _score_plan(self, llm: Any, r: Request) -> tuple[list[list[int]], list, int, dict] | None:
+        """Token prompts (prompt + each label variant + end of turn) for ``r``; None without a chat template."""
+        tok = llm.get_tokenizer()
+        if not getattr(tok, "chat_template", None):
+            return None
+        sys_msgs = [{"role": "system", "content": r.system}] if r.system else []
+        probe = sys_msgs + [{"role": "user", "content": score.PROBE_USER}]
+        gen = score.as_ids(tok.apply_chat_template(probe, add_generation_prompt=True, tokenize=True))
+        conts = {v: score.continuation(gen, score.as_ids(tok.apply_chat_template(
+            probe + [{"role": "assistant", "content": v}], add_generation_prompt=False, tokenize=True)))
+            for c in r.choices or () for v in score.variants(c)}
+        if any(c is None for c in conts.values()):
+            return None
+        prefixes = [score.as_ids(tok.apply_chat_template(score.messages(q, order), add_generation_prompt=True,
+                                                         tokenize=True))
+                    for q in (r, score.null_request(r)) for order in score.orders(r)]
+        prompts, spans = score.plan(r, prefixes, conts)  # the prompt's orders, then the content-free ones
+        return prompts, spans, sum(len(p) for p in prefixes[:len(prefixes) // 2]), conts
 
     def _sampling(self, vllm: Any, r: Request) -> Any:
         kw = structured_params(vllm, r.choices, r.json_schema)
@@ -150,15 +171,42 @@ class VLLMEngineBackend(Backend):
         return vllm.SamplingParams(temperature=r.temperature or 0.0, max_tokens=max_tokens, **kw)
 
     def _generate(self, requests: Sequence[Request]) -> tuple[list[Any], float, float]:
-        """Blocking: load if needed, run one batch; (outputs, started, busy seconds)."""
+        """Blocking: load if needed, run one batch; (outputs, started, busy seconds).
+
+        A choice request's output is a dict (label, probabilities, token counts) from
+        scoring its labels; the rest are vLLM's RequestOutputs."""
         vllm = import_vllm()
         llm = self.llm()
-        prompts = [self._prompt(llm, r) for r in requests]
-        params = [self._sampling(vllm, r) for r in requests]
+        prompts: list[Any] = []
+        params: list[Any] = []
+        slots: list[Any] = []  # per request: index into prompts, or (plan, first index)
+        scoring = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        for r in requests:
+            plan = self._score_plan(llm, r) if r.choices else None
+            if plan is None:
+                slots.append(len(prompts))
+                prompts.append(self._prompt(llm, r))
+                params.append(self._sampling(vllm, r))
+            else:
+                slots.append((plan, len(prompts)))
+                prompts.extend({"prompt_token_ids": p} for p in plan[0])
+                params.extend([scoring] * len(plan[0]))
         started = time.time()
         t0 = time.perf_counter()
-        outs = llm.generate(prompts, params, use_tqdm=False)
-        return list(outs), started, time.perf_counter() - t0
+        outs = list(llm.generate(prompts, params, use_tqdm=False))
+        busy = time.perf_counter() - t0
+        return [outs[s] if isinstance(s, int) else self._scored(r, s[0], outs[s[1]:s[1] + len(s[0][0])])
+                for r, s in zip(requests, slots)], started, busy
+
+    @staticmethod
+    def _scored(r: Request, plan: tuple, outs: Sequence[Any]) -> dict[str, Any]:
+        prompts, spans, n_prefix, conts = plan
+        per = [score.token_logprobs(p, o.prompt_logprobs or []) for p, o in zip(prompts, outs)]
+        per_order = score.order_logprobs(r.choices, spans, per)
+        half = len(per_order) // 2
+        label, probs = score.pick(r.choices, per_order[:half], per_order[half:])
+        return {"label": label, "probs": probs, "logprobs": per_order[0], "input": n_prefix,
+                "output": len(conts[label])}
 
     async def complete(self, requests: Sequence[Request]) -> list[Completion]:
         if not requests:
@@ -184,6 +232,12 @@ class VLLMEngineBackend(Backend):
         each_busy = busy / len(requests)
         comps = []
         for r, o in zip(requests, outs):
+            if isinstance(o, dict):  # scored choices
+                c = Completion(o["label"], Usage(o["input"], o["output"]), started, ended, model=self.model,
+                               busy_s=each_busy, choice_probs=o["probs"])
+                c.extra.update(choice_logprobs=o["logprobs"], finish_reason="choice")
+                comps.append(c)
+                continue
             gen = o.outputs[0] if o.outputs else None
             usage = Usage(input_tokens=len(o.prompt_token_ids or []),
                           output_tokens=len(gen.token_ids) if gen is not None else 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..core import pricing
 from ..spend.render import money
 from ..store.cache import cache_key
 from ..types import Request
@@ -29,8 +28,8 @@ def estimate(d, reqs: list[Request], target, use_cache: bool, overrides_other: M
         todo = [r for r, k in zip(uniques, keys) if k not in hits]
         n_cached = len(uniques) - len(todo)
     here = d.estimate(todo, target)
-    tin = sum(pricing.estimate_tokens((r.system or "") + r.prompt) for r in todo)
-    tout = sum(8 if r.choices else (r.max_tokens or default_out) for r in todo)
+    tokens = [target.backend.estimate_tokens(r, default_out, target.price_model) for r in todo]  # template too
+    tin, tout = sum(t for t, _ in tokens), sum(t for _, t in tokens)
     other = "local" if target.route == "reason" else "reason"
     try:
         ot = d.resolve(other, overrides_other)

@@ -22,6 +22,7 @@ class Progress:
         self.total = total
         self.spent_usd = 0.0
         self.failed = 0
+        self.projected_usd: float | None = None  # the batch's revised total cost, when known
         self._pending = 0
         self._interval = interval_s
         self._last = 0.0
@@ -45,6 +46,8 @@ class Progress:
 
     def _flush(self) -> None:
         post = f"spent {money(self.spent_usd)}"
+        if self.projected_usd is not None:
+            post += f" of ~{money(self.projected_usd)} projected"
         if self.failed:
             post += f", {self.failed} failed"
         self.bar.set_postfix_str(post, refresh=False)

@@ -21,6 +21,8 @@ class Results:
         self.cached = [False] * n
         self.error: list[str | None] = [None] * n
         self.json: list[Any] = [None] * n
+        self.confidence: list[float | None] = [None] * n  # choices: probability of the answer
+        self.sent_done, self.sent_cost = 0, 0.0  # rows answered by the backend (not the cache)
         self.done = [False] * n
         self.rows: list[int] = []  # request index → row index
         self.stats = stats
@@ -39,6 +41,17 @@ class Results:
         if self.bar is not None:
             self.bar.update(0.0, failed=True)
 
+    def _project(self, cost: float) -> None:
+        """Revise the batch's cost from the actual cost per sent row so far (shown on the bar)."""
+        st = self.stats
+        self.sent_done += 1
+        self.sent_cost += cost
+        st.projected_usd = self.sent_cost / self.sent_done * max(st.to_send, self.sent_done)
+        if st.projected_at_5pct is None and self.sent_done >= max(1, 0.05 * st.to_send):
+            st.projected_at_5pct = st.projected_usd
+        if self.bar is not None:
+            self.bar.projected_usd = st.projected_usd
+
     def on_response(self, j: int, resp) -> None:
         """Dispatcher callback: request ``j`` finished."""
         i = self.rows[j]
@@ -49,6 +62,8 @@ class Results:
         self.cost[i] = cost
         self.cached[i] = bool(resp.cached)
         st.spent_usd += cost
+        if not resp.cached:
+            self._project(cost)
         st.saved_usd += resp.saved_usd
         err = resp.error
         text = resp.text
@@ -69,6 +84,7 @@ class Results:
             return
         self.answer[i] = text
         self.json[i] = value
+        self.confidence[i] = resp.confidence
         self.done[i] = True
         st.done += 1
         if resp.cached:
@@ -118,6 +134,12 @@ def output_columns(res: Results, prefix: str, choices, schema, kind: str) -> dic
             answer = pd.Categorical(res.answer, categories=list(choices))
     cols: dict[str, Any] = {f"{p}answer": answer, f"{p}input_tokens": res.tin, f"{p}output_tokens": res.tout,
                             f"{p}cost_usd": res.cost, f"{p}cached": res.cached, f"{p}error": res.error}
+    if choices:
+        cols[f"{p}confidence"] = res.confidence
+        if kind == "polars":
+            import polars as pl
+
+            cols[f"{p}confidence"] = pl.Series(f"{p}confidence", res.confidence, dtype=pl.Float64)
     if schema:
         props = list((schema.get("properties") or {}).keys())
         if props:

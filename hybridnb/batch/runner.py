@@ -78,6 +78,9 @@ class BatchStats:
     examples: dict[str, str] = field(default_factory=dict)
     estimate: str = ""
     batch_id: str = ""  # the ``batch`` tag of this run's ledger rows
+    estimate_usd: float = 0.0  # before sending
+    projected_usd: float | None = None  # revised from the actual cost per row as rows finish
+    projected_at_5pct: float | None = None  # the projection once 5 % of the rows to send were done
 
     @property
     def rate(self) -> float:
@@ -227,7 +230,7 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
     line, here, todo = estimate(d, reqs, target, use_cache, route_overrides(
         "local" if route == "reason" else "reason", settings=extra), target.settings["estimate_output_tokens"],
         job)
-    stats.estimate, stats.to_send = line, len(todo)
+    stats.estimate, stats.to_send, stats.estimate_usd = line, len(todo), here
     say(line)
     if not force and todo:
         try:

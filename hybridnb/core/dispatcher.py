@@ -140,7 +140,7 @@ class Dispatcher(Sender):
             backend = self._backends.get(key)
             if backend is None:
                 backend = self._backends[key] = cls.from_route(rs, settings)
-        if not model and hasattr(backend, "discover_model"):
+        if not model and backend.discovers_model:
             model = backend.discover_model()  # e.g. the first id a vLLM server lists
         if not model:
             raise ConfigError(f"%%{route} has no model: set HYBRIDNB_{route.upper()}_MODEL "
@@ -166,8 +166,8 @@ class Dispatcher(Sender):
             default_out = target.settings["estimate_output_tokens"]
             total = 0.0
             for r in requests:
-                tin = pricing.estimate_tokens((r.system or "") + r.prompt, target.price_model)
-                tout = 8 if r.choices else min(r.max_tokens or default_out, default_out)
+                # chat template, stated options and label included (the backend declares them)
+                tin, tout = target.backend.estimate_tokens(r, default_out, target.price_model)
                 total += tin * p.input + tout * p.output
             return total / 1_000_000
         n, secs = self._lane_seconds.get((target.route, target.backend_name, target.model), (0, 0.0))

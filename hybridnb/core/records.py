@@ -78,6 +78,7 @@ def make_record(r: Request, target: Target, session: str | None, *, status, usag
         session=session or "", via=str(tags.get("via", "")), escalated=bool(tags.get("escalated", False)),
         confidence=tags.get("confidence") if "confidence" in tags else (
             confidence_of(answer, probs) if error is None else None),
+        choice_probs=json.dumps(probs, separators=(",", ":")) if probs and error is None else "",
     )
 
 

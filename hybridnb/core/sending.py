@@ -19,8 +19,7 @@ from .budget import Guard, worst_case
 from .clock import HeldClock
 from .records import Target, duplicate_outcome, make_record, make_response, settle_record
 from .response import money
-from ..backends._base import Backend
-from ..backends._vllm_server import poll_metrics
+from ..backends._poll import poll_metrics
 from ..errors import BackendError, HybridnbError, LedgerError
 from ..spend.signals import tracker
 from ..store.ledger import Record
@@ -68,7 +67,7 @@ class Sender:
             await worker()
             return
         tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
-        watch = len(chunks) > 1 and type(backend).metrics is not Backend.metrics
+        watch = len(chunks) > 1 and backend.has_metrics
         try:
             async with poll_metrics(backend, target.route, target.backend_name) if watch else _nothing():
                 await asyncio.gather(*tasks)

@@ -86,6 +86,7 @@ class Record:
     forced: bool = False  # sent with --force past the budget
     reserved_usd: float = 0.0  # worst case reserved against the budget before sending
     prompt_norm: str = ""  # hash of the prompt lower-cased without punctuation/spacing: near-duplicates share it
+    choice_probs: str = ""  # choices: JSON {label: probability} when the backend scored them, else ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

@@ -335,3 +335,22 @@ def test_log_never_carries_the_api_key(local_vllm, openai_server, monkeypatch):
     assert openai_server.log[-1]["auth"]
     d = hybridnb.get_dispatcher().resolve("local").backend
     assert "SECRET" not in json.dumps(d.describe()) + repr(d) + json.dumps(r.record.__dict__, default=str)
+
+
+def test_describe_reports_the_metrics_state_any_backend_of_this_server_read(openai_server):
+    import asyncio
+
+    openai_server.script(metrics={"num_requests_running": 0, "num_requests_waiting": 0,
+                                  "gpu_cache_usage_perc": 0.1})
+    reader, other = VLLMServerBackend(openai_server.base_url), VLLMServerBackend(openai_server.base_url)
+
+    async def read():
+        try:
+            return await reader.metrics()
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(read()) is not None
+    d = other.describe()  # e.g. the batch's backend (other settings) read it, status asks this one
+    assert d["metrics"] == "yes" and d["metrics_read_at"] is not None
+    assert other.capabilities()["has_metrics"] and other.capabilities()["scored_choices"]

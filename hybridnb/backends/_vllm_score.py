@@ -1,0 +1,113 @@
+"""Scored choices for vLLM (server and engine): each label's likelihood, not greedy constrained decoding.
+
+For one request with labels ``L``: the chat-templated prompt (options stated in
+it) is tokenized once; each label variant (as given, Capitalised, lower case)
+becomes the assistant turn's tokens *including the end of the turn*, found as
+the difference between ``[user, assistant=variant]`` and the generation prompt
+for a fixed user text.  The prompt logprobs of ``prompt + variant`` (one
+prefill each, a shared prefix) give the variant's log-likelihood; a label's score
+is the log-sum-exp over its variants; this is done for each order of the stated
+options (rotations) and the orders' probabilities are averaged, so the listing
+order cannot decide the answer.  Greedy constrained decoding of a 135M model picked one label for every
+input (issue 15: 29/29 "negative"); scoring reads the whole distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..core.constraints import NULL_PROMPT, combine_orders, logsumexp, option_orders, with_options
+from ..types import Request
+
+#: fixed user text used to find the assistant turn's tokens for a label
+PROBE_USER = "x"
+
+
+def variants(choice: str) -> list[str]:
+    """The label as given, Capitalised and lower case (small models often capitalise)."""
+    return list(dict.fromkeys([choice, choice[:1].upper() + choice[1:], choice.lower()]))
+
+
+def messages(r: Request, order: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """The chat messages the model sees, with the options stated (in ``order`` when given)."""
+    out = [{"role": "system", "content": r.system}] if r.system else []
+    out.append({"role": "user", "content": with_options(r.prompt, order or r.choices)})
+    return out
+
+
+def orders(r: Request) -> list[tuple[str, ...]]:
+    """The option orders ``r`` is scored under."""
+    return option_orders(r.choices or ())
+
+
+def continuation(gen_prompt: Sequence[int], full: Sequence[int]) -> list[int] | None:
+    """The tokens ``full`` adds after ``gen_prompt`` (the assistant turn: label + end of turn);
+    None when the template does not extend the generation prompt (then labels cannot be scored)."""
+    n = len(gen_prompt)
+    if len(full) <= n or list(full[:n]) != list(gen_prompt):
+        return None
+    return list(full[n:])
+
+
+def plan(r: Request, prefixes: Sequence[Sequence[int]], conts: Mapping[str, Sequence[int]]
+         ) -> tuple[list[list[int]], list[tuple[int, str, int, int]]]:
+    """Token prompts to score and, per prompt, (order, label, start, length) of the label tokens.
+
+    ``prefixes`` holds the templated prompt for each option order (:func:`option_orders`)."""
+    prompts: list[list[int]] = []
+    spans: list[tuple[int, str, int, int]] = []
+    for k, prefix in enumerate(prefixes):
+        for label in r.choices or ():
+            for v in variants(label):
+                cont = list(conts[v])
+                prompts.append(list(prefix) + cont)
+                spans.append((k, label, len(prefix), len(cont)))
+    return prompts, spans
+
+
+def order_logprobs(choices: Sequence[str], spans: Sequence[tuple[int, str, int, int]],
+                   per_prompt: Sequence[Sequence[float]]) -> list[dict[str, float]]:
+    """Per prefix (order): label → log-sum-exp over its variants of the summed token logprobs."""
+    by: dict[int, dict[str, list[float]]] = {}
+    for (k, label, start, n), lps in zip(spans, per_prompt):
+        by.setdefault(k, {}).setdefault(label, []).append(sum(lps[start:start + n]))
+    return [{c: logsumexp(by[k].get(c, [])) for c in choices} for k in sorted(by)]
+
+
+def pick(choices: Sequence[str], per_order: Sequence[Mapping[str, float]],
+         null_per_order: Sequence[Mapping[str, float]] | None = None) -> tuple[str, dict[str, float]]:
+    """(best label, label → probability) from the orders' (calibrated) label log-likelihoods."""
+    probs = combine_orders(per_order, null_per_order)
+    return max(choices, key=lambda c: probs[c]), probs
+
+
+def null_request(r: Request) -> Request:
+    """The content-free request whose label likelihoods calibrate ``r``'s."""
+    return replace(r, prompt=NULL_PROMPT)
+
+
+def token_logprobs(ids: Sequence[int], prompt_logprobs: Iterable[Any]) -> list[float]:
+    """Per-position logprob of ``ids`` from vLLM ``prompt_logprobs`` (dicts keyed by token id;
+    the first position is None).  Values may be floats, objects with ``.logprob`` or dicts."""
+    out: list[float] = []
+    for tid, pos in zip(ids, prompt_logprobs):
+        if pos is None:
+            out.append(0.0)
+            continue
+        v = pos.get(tid, pos.get(str(tid))) if isinstance(pos, Mapping) else None
+        if v is None:
+            out.append(float("-inf"))
+            continue
+        v = getattr(v, "logprob", v)
+        out.append(float(v["logprob"] if isinstance(v, Mapping) else v))
+    return out
+
+
+def as_ids(x: Any) -> list[int]:
+    """Token ids from what ``apply_chat_template(tokenize=True)`` returns (a list, or a dict with input_ids)."""
+    if isinstance(x, Mapping) or hasattr(x, "input_ids"):
+        x = x["input_ids"]
+    if x and isinstance(x[0], (list, tuple)):
+        x = x[0]
+    return [int(t) for t in x]
