@@ -55,11 +55,11 @@ def make_backend(name: str, args, mode: str | None = None):
     return b, args.model or b.discover_model()
 
 
-async def run(backend, model: str, items) -> tuple[list, list[float]]:
+async def run(backend, model: str, items, style: str = "question") -> tuple[list, list[float]]:
     comps, per_item = [], []
     for k in range(0, len(items), CHUNK):
         chunk = items[k:k + CHUNK]
-        reqs = [Request(choices_data.prompt(text, labels), model, max_tokens=8, choices=labels)
+        reqs = [Request(choices_data.prompt(text, labels, style), model, max_tokens=8, choices=labels)
                 for text, labels, _ in chunk]
         t0 = time.perf_counter()
         comps += await backend.complete(reqs)
@@ -113,14 +113,16 @@ def main(argv=None) -> None:
     ap.add_argument("--model")
     ap.add_argument("--sets", type=int, default=0, help="label sets per review (0 = one, in rotation)")
     ap.add_argument("--baseline", action="store_true", help="vllm: also greedy constrained decoding")
+    ap.add_argument("--style", default="question", choices=["question", "classify"],
+                    help="prompt wording (see choices_data.prompt)")
     args = ap.parse_args(argv)
     items = choices_data.items(args.sets or None)
     results = []
     modes = ["score"] + (["constrained"] if args.baseline and args.backend == "vllm" else [])
     for mode in modes:
         backend, model = make_backend(args.backend, args, mode)
-        comps, per_item = asyncio.run(run(backend, model, items))
-        results.append(report(f"{args.backend} {mode} ({model})", items, comps, per_item))
+        comps, per_item = asyncio.run(run(backend, model, items, args.style))
+        results.append(report(f"{args.backend} {mode} ({model}, {args.style} prompt)", items, comps, per_item))
     base = results[1] if len(results) > 1 else None
     for r in results:
         show(r, base if r is not base else None)

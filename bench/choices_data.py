@@ -137,6 +137,9 @@ def items(n_sets: int | None = None) -> list[tuple[str, tuple[str, ...], str]]:
     return out
 
 
-def prompt(review: str, labels: tuple[str, ...]) -> str:
-    """The question as a user would write it (the backend states the options itself)."""
+def prompt(review: str, labels: tuple[str, ...], style: str = "question") -> str:
+    """The request as a user would write it (the backend states the options itself):
+    ``question`` asks "positive or negative?", ``classify`` is an instruction then the review."""
+    if style == "classify":
+        return f"Classify the sentiment of this review.\nReview: {review}"
     return f"Review: {review}\nIs the sentiment of this review {' or '.join(labels)}?"
