@@ -70,6 +70,8 @@ def in_effect(route: str) -> str:
     """One line: the backend, model, endpoint and pricing a route would use now."""
     from ..core.dispatcher import get_dispatcher
 
+    if route not in ("reason", "local"):  # e.g. %%auto: both routes
+        return "; ".join(f"%%{r}: {in_effect(r)}" for r in ("reason", "local"))
     try:
         t = get_dispatcher().resolve(route)
     except HybridnbError as e:
@@ -82,11 +84,12 @@ def in_effect(route: str) -> str:
 def cell_magic_help(route: str, parser) -> str:
     """`%%reason?` / `%%local?`: the cell form, what is in effect, options and examples."""
     doc = {"reason": "Send the cell to the reasoning route (a token-priced API).",
-           "local": "Send the cell to local compute (vLLM, or the embedded CPU model)."}[route]
+           "local": "Send the cell to local compute (vLLM, or the embedded CPU model)."}.get(route, "")
     usage = " ".join(parser.format_usage().strip().lstrip(":").split())
+    key = f"{route}.model" if route in ("reason", "local") else "reason.model"
     lines = [f"{usage}", "<prompt: the cell body, with {variable}, {In[n]}, {Out[n]}, {Err[n]}>", "", doc, "",
              f"In effect now: {in_effect(route)}",
-             f"(change it per cell with -m/--backend/--base-url, or `%hybridnb config {route}.model=NAME`)", "",
+             f"(change it per cell with -m/--backend/--base-url, or `%hybridnb config {key}=NAME`)", "",
              "Options:"]
     for action in parser._actions:
         flags = ", ".join(action.option_strings)
@@ -98,7 +101,7 @@ def cell_magic_help(route: str, parser) -> str:
             flags += f" {action.dest.upper()}"
         lines.append(f"  {flags:<28} {(action.help or '').replace('%%', '%')}")
     lines += ["", "Examples:"]
-    for what, ex in _CELL_EXAMPLES[route]:
+    for what, ex in _CELL_EXAMPLES.get(route, ()):
         lines.append(f"  # {what}")
         lines += [f"  {x}" for x in ex.splitlines()]
         lines.append("")

@@ -76,3 +76,10 @@ def test_the_summary_reads_as_text_in_a_terminal(ip, reason_on_server, outputs):
     ip.run_line_magic("hybridnb", "summary")
     assert "gpt-4o-mini" in outputs[-1]["data"]["text/plain"]
     assert "SpendReport(" not in outputs[-1]["data"]["text/plain"]
+
+
+def test_help_for_another_cell_magic_built_on_the_same_options(ip, hybridnb_home):
+    from hybridnb.notebook.help import cell_magic_help
+
+    text = cell_magic_help("auto", ip.find_cell_magic("reason").__func__.parser)
+    assert "In effect now: %%reason: embedded" in text and "%%local: embedded" in text
