@@ -35,6 +35,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import LedgerError
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a dependency
+    _orjson = None
 from . import segments
 
 #: records per live file before it is sealed into Parquet
@@ -230,6 +235,11 @@ class LedgerWriter:
 def _line(r: Record, session: str) -> str:
     """One JSON line (raw UTF-8, so text DuckDB cannot decode from an escape never drops the row)."""
     r.session = r.session or session
+    if _orjson is not None:
+        try:  # ~15x faster than json.dumps on a record; batches write two lines a row
+            return _orjson.dumps(vars(r)).decode()
+        except (TypeError, ValueError):  # lone surrogates, exotic values: the stdlib path below
+            pass
     return json.dumps(vars(r), separators=(",", ":"), ensure_ascii=False)
 
 
