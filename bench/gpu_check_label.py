@@ -50,6 +50,9 @@ def engine_args(dry: bool, max_len: int) -> dict:
 
 def run_label(args, cfg: dict, texts: list[str], source: str, log) -> dict:
     """Label ``texts`` through hybridnb.map(engine="vllm"); rows/s, $ and the ledger's view of it."""
+    if args.dry_run:  # vLLM's CPU attention wants head_dim 32/64/80/…, not the tiny config's 16
+        cfg = {**cfg, "hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 1,
+               "intermediate_size": 256}
     vocab = min(cfg["vocab_size"], 8192)
     t0 = time.perf_counter()
     folder = model_folder(cfg, texts, vocab)
