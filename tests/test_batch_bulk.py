@@ -34,8 +34,8 @@ def test_bulk_gives_the_sdk_answers_tokens_costs_and_ledger(reason_on_server, hy
     assert bulk.stats.ok == 40 and bulk.stats.cached == 1 and bulk.stats.failed == 0
     # the wire bodies are the SDK's (apart from the prompt)
     log = reason_on_server.log
-    a = next(e["body"] for e in log if e["body"]["messages"][0]["content"].startswith("A: "))
-    b = next(e["body"] for e in log if e["body"]["messages"][0]["content"].startswith("B: "))
+    a = next(e["body"] for e in log if "A: parcel" in e["body"]["messages"][-1]["content"])
+    b = next(e["body"] for e in log if "B: parcel" in e["body"]["messages"][-1]["content"])
     assert {k: v for k, v in a.items() if k != "messages"} == {k: v for k, v in b.items() if k != "messages"}
     assert all(e["auth"] for e in log)
     led = hybridnb.ledger()
