@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDNB_") and k != "OPENAI_API_KEY"}
     env["HYBRIDNB_HOME"] = str(home)
+    # the kernel imports this checkout's hybridnb (a worktree), not whatever the venv was installed from
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return env
 
 
