@@ -193,3 +193,12 @@ if pytest is not None:
         monkeypatch.setenv("HYBRIDNB_MAX_RETRIES", "2")
         yield _faulty
         _faulty.reset()
+
+
+def shell():
+    """The process's IPython shell with hybridnb's magics loaded (the singleton other tests share)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "hybridnb")
+    return ip

@@ -19,6 +19,8 @@ from hybridnb.core.screen import screen
 from hybridnb.core.calls import build_request
 from hybridnb.store import ledger
 
+from faulty_server import shell
+
 
 def worst_of(prompt: str, max_tokens: int | None = None) -> float:
     d = get_dispatcher()
@@ -100,10 +102,7 @@ def test_nan_infinite_and_negative_budgets_are_refused(hybridnb_home, bad):
 
 
 def test_magic_budget_nan_is_a_usage_error(hybridnb_home):
-    from IPython.testing.globalipapp import get_ipython
-
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "hybridnb")
+    ip = shell()
     with pytest.raises(UsageError):
         ip.run_line_magic("hybridnb", "budget nan")
     assert config.get_settings().budget_usd is None

@@ -14,6 +14,8 @@ import hybridnb
 from hybridnb import config, errors
 from hybridnb.store import ledger
 
+from faulty_server import shell
+
 
 @pytest.mark.parametrize("change", [
     {"model": "test-local-model"}, {"system": "be terse"}, {"temperature": 0.7},
@@ -61,10 +63,7 @@ def test_a_damaged_cache_is_one_clear_error_and_cache_clear_recovers(faulty, hyb
         with pytest.raises(errors.CacheError, match="cache clear"):
             hybridnb.reason("after the damage")
     assert faulty.received == 0  # nothing was sent
-    from IPython.testing.globalipapp import get_ipython
-
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "hybridnb")
+    ip = shell()
     ip.run_line_magic("hybridnb", "cache clear")
     r = hybridnb.reason("after the damage")
     assert r.ok and faulty.received == 1
@@ -95,10 +94,7 @@ def test_an_unencodable_row_is_that_rows_error_not_the_batchs(faulty, hybridnb_h
 
 
 def test_the_batch_output_variable_is_assigned_even_when_the_bill_cannot_be_shown(faulty, hybridnb_home):
-    from IPython.testing.globalipapp import get_ipython
-
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "hybridnb")
+    ip = shell()
     ip.user_ns["df"] = pl.DataFrame({"t": ["a", "b", "c"]})
     ip.user_ns.pop("out", None)
     config.session.set("home", str(hybridnb_home))
@@ -143,10 +139,7 @@ def test_a_prompt_over_the_context_window_is_refused_before_sending(faulty):
 
 
 def test_magic_flags_are_checked_too(faulty):
-    from IPython.testing.globalipapp import get_ipython
-
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "hybridnb")
+    ip = shell()
     for flags in ("--max-tokens -5", "--temperature nan"):
         with pytest.raises(UsageError):
             ip.run_cell_magic("reason", flags, "hello")
@@ -156,10 +149,7 @@ def test_magic_flags_are_checked_too(faulty):
 def test_config_output_masks_a_password_in_a_base_url(hybridnb_home, capsys):
     config.session.set("local.base_url", "https://alice:hunter2secret@gpu.example:8000/v1?api_key=sk-abcdefgh123")
     shown = repr(config.get_settings()) + repr(config.get_settings().route("local"))
-    from IPython.testing.globalipapp import get_ipython
-
-    ip = get_ipython()
-    ip.run_line_magic("load_ext", "hybridnb")
+    ip = shell()
     ip.run_line_magic("hybridnb", "config")
     shown += capsys.readouterr().out
     assert "hunter2secret" not in shown and "sk-abcdefgh123" not in shown
