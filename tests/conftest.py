@@ -65,13 +65,14 @@ def reason_on_server(hybridnb_home, openai_server, monkeypatch):
 # node tooling, the built extension, Ray, a model package) then FAILS instead, unless it is marked as
 # needing a genuinely optional part (`vllm`: a real vllm serve; `optional`: e.g. a GPU).
 ALLOWED_SKIP_MARKERS = ("vllm", "optional")
+STRICT_SKIPS = os.environ.get("HYBRIDNB_STRICT_SKIPS") == "1"  # read once: fixtures clear HYBRIDNB_* per test
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("HYBRIDNB_STRICT_SKIPS") != "1" or not report.skipped:
+    if not STRICT_SKIPS or not report.skipped:
         return
     if any(item.get_closest_marker(m) for m in ALLOWED_SKIP_MARKERS):
         return
