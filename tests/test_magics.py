@@ -97,8 +97,14 @@ def test_model_flag_beats_everything(ip, reason_on_server):
 
 def test_backends_lists_builtins(ip, capsys):
     ip.run_line_magic("hybridnb", "backends")
-    out = capsys.readouterr().out
-    assert "openai" in out and "embedded" in out
+    listed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert {k: listed.get(k) for k in ("openai", "embedded", "vllm", "vllm-engine")} == {
+        "openai": "hybridnb.backends._openai:OpenAIBackend",
+        "embedded": "hybridnb.backends._embedded:EmbeddedBackend",
+        "vllm": "hybridnb.backends._vllm_server:VLLMServerBackend",
+        "vllm-engine": "hybridnb.backends._vllm_engine:VLLMEngineBackend",
+    }
+    assert list(listed) == sorted(listed)  # one line per backend, by name
 
 
 def test_export_inserts_a_markdown_summary_cell_and_writes_the_ledger(ip, reason_on_server, tmp_path):

@@ -78,8 +78,16 @@ def test_breakeven_without_crossing(home, write):
 
 
 def test_charts_on_empty_ledger(home):
-    for c in (charts.spend_over_time(home), charts.cost_per_1k_rows(home), charts.breakeven(home)):
-        c.to_dict()
+    assert _values(charts.spend_over_time(home)) == [[]]  # no spend: no points, not a crash
+    assert _values(charts.cost_per_1k_rows(home)) == [[]]
+    d = charts.breakeven_data(home)
+    assert d["observed_rows"] == 0 and d["tokens_usd_per_row"] == 0.0
+    assert d["breakeven_rows"] is None and d["breakeven_usd"] is None  # tokens cost nothing: never breaks even
+    (lines,) = _values(charts.breakeven(home))  # no break-even point, no observed-rows rule
+    local = sorted((v["rows"], v["usd"]) for v in lines if v["pricing"] != "tokens")
+    assert [x for x, _ in local] == [0, d["rows"]]
+    assert local[0][1] == d["setup_usd"] and local[1][1] == pytest.approx(d["setup_usd"] + d["local_usd_per_row"] * d["rows"])
+    assert all(v["usd"] == 0.0 for v in lines if v["pricing"] == "tokens")
 
 
 def test_compute_records_count_their_rows(home, write):

@@ -169,12 +169,18 @@ def test_token_priced_calls_are_not_in_the_local_table():
     assert [m["model"] for m in w.local] == ["smollm2"] and w.local[0]["utilisation"] == 1.0
 
 
-def test_public_widget_stays_callable(home):
+def test_public_widget_stays_callable(home, write):
     import hybridnb
 
+    write(*_records())
     first = hybridnb.widget(home=home, live=False)
-    second = hybridnb.widget(home=home, live=False)  # importing the subpackage must not break it
-    assert isinstance(first, SpendWidget) and isinstance(second, SpendWidget)
+    import hybridnb.notebook.widget as sub  # importing the subpackage must not break either spelling
+
+    second = hybridnb.widget(home=home, live=False)
+    third = sub(home=home, live=False)
+    for w in (first, second, third):
+        assert isinstance(w, SpendWidget) and not w.live
+        _check(w)  # each one reads the ledger under ``home``: the same totals
 
 
 def test_widget_follows_the_real_dispatcher(reason_on_server, hybridnb_home):
