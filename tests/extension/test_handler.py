@@ -200,7 +200,6 @@ async def test_markdown_escapes_dollars(jp_fetch, ledger_home, assert_no_latex):
 
 
 async def test_advice_comes_from_the_ledger(jp_fetch, ledger_home):
-    pytest.importorskip("hybridnb.spend.advice")
     now = time.time()
     # the same prompt billed three times with the cache off: "don't reason twice"
     _write(ledger_home, "s", [_rec(cost=0.02, prompt_hash="p1", answer_hash="a1", ts=now - i)
