@@ -15,7 +15,7 @@ from ..errors import TemplateError
 
 _fmt = string.Formatter()
 _REF = re.compile(r"^(In|Out|Err)\[\s*(-?\d+)\s*\]$")
-_WHAT = {"In": "source", "Out": "result", "Err": "error"}
+_WHAT = {"In": "a source", "Out": "a result", "Err": "an error"}
 
 
 def field_names(template: str) -> list[str]:
@@ -81,7 +81,7 @@ class _History:
             return f"{{{field}}} does not exist: {where} has not run in this kernel (this is cell {self.current})"
         table = self.table(kind) or {}
         have = ", ".join(str(k) for k in sorted(table)[-8:]) if hasattr(table, "keys") else ""
-        have = f" ({kind} has cells {have})" if have else f" (no cell has an {_WHAT[kind]} yet)"
+        have = f" ({kind} has cells {have})" if have else f" (no cell has {_WHAT[kind]} yet)"
         verb = "returned no value" if kind == "Out" else "raised no error"
         return f"{{{field}}} does not exist: {where} {verb}{have}"
 

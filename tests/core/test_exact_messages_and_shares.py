@@ -1,0 +1,41 @@
+"""Tests written from mutants that survived ``bash scripts/mutation.sh`` (issue 17): exact values where
+the suite only checked that something was returned."""
+
+import pytest
+
+from hybridnb.core import pricing
+from hybridnb.core.template import render
+from hybridnb.errors import TemplateError
+
+NS = {"In": ["", "a = 1", "print(a)"], "Out": {i: f"out {i}" for i in range(1, 11) if i != 2}, "Err": {}}
+
+
+@pytest.mark.parametrize("field, message", [
+    ("In[5]", "{In[5]} does not exist: cell 5 has not run in this kernel (this is cell 2)"),
+    ("In[-5]", "{In[-5]} does not exist: a cell before the first (-3) has not run in this kernel (this is cell 2)"),
+    ("In[0]", "{In[0]} does not exist: a cell before the first (0) has not run in this kernel (this is cell 2)"),
+    # the last 8 cells that have a result, in cell order (10 sorts after 9: numbers, not text)
+    ("Out[2]", "{Out[2]} does not exist: cell 2 returned no value (Out has cells 3, 4, 5, 6, 7, 8, 9, 10)"),
+    ("Err[1]", "{Err[1]} does not exist: cell 1 raised no error (no cell has an error yet)"),
+])
+def test_a_missing_cell_reference_says_exactly_what_is_missing(field, message):
+    with pytest.raises(TemplateError) as e:
+        render("see {" + field + "}", NS)
+    assert str(e.value) == message
+
+
+def test_a_result_table_without_cell_numbers_says_no_cell_has_one():
+    with pytest.raises(TemplateError) as e:
+        render("{Out[1]}", {"In": ["", "x"], "Out": ["", None]})
+    assert str(e.value) == "{Out[1]} does not exist: cell 1 returned no value (no cell has a result yet)"
+
+
+def test_relative_references_count_back_from_the_running_cell():
+    assert render("{Out[-1]} / {In[-1]} / {Out[3]}", NS) == "out 1 / a = 1 / out 3"
+    with pytest.raises(TemplateError, match="no cell history here"):
+        render("{Out[1]}", {})
+
+
+def test_a_zero_length_interval_holds_nothing_and_takes_nothing_from_the_others():
+    assert pricing.held_shares([(1.0, 1.0), (0.0, 2.0), (2.0, 2.0)]) == [0.0, 2.0, 0.0]
+    assert pricing.held_shares([(0.0, 1.0), (1.0, 3.0)]) == [1.0, 2.0]  # touching: no overlap
