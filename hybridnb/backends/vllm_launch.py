@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,10 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 900) -> N
     raise RuntimeError(f"the vLLM server was not healthy within {timeout_s:.0f} s")
 
 
+def _exit(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybridnb.backends.vllm_launch", description=__doc__.split("\n")[0])
     ap.add_argument("--python", default=os.environ.get("HYBRIDNB_VLLM_PYTHON", sys.executable),
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = command(a.python, model, a.port, a.served_model_name, a.host, a.max_model_len, extra)
     print("starting: " + " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, env={**os.environ, **CPU_ENV})
+    signal.signal(signal.SIGTERM, _exit)  # a terminated launcher stops its server too (finally below)
     base = f"http://{a.host}:{a.port}"
     try:
         wait_healthy(base, proc)
