@@ -27,6 +27,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -271,42 +272,50 @@ def ledger_files(home: Path | str) -> tuple[list[Path], list[Path]]:
     return segments.list_files(Path(home) / "ledger")
 
 
-def ledger_sql(home: Path | str) -> str:
-    """A SQL query (for DuckDB) that yields every ledger row under ``home``."""
-    live, sealed = ledger_files(home)
+def ledger_sql(sealed: list[Path], live: str | None) -> str:
+    """A SQL query (for DuckDB) over the sealed Parquet files and ``live`` (a table of the JSONL rows)."""
     parts = []
     if sealed:
         files = ", ".join(f"'{_q(p)}'" for p in sealed)
         parts.append(f"SELECT * FROM read_parquet([{files}], union_by_name=true)")
     if live:
-        parts.append(_settled(_json_select(live)))
+        parts.append(f"SELECT * FROM {live}")
     cols = ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in COLUMNS.items())
     empty = f"SELECT {cols} WHERE false"
-    if not parts:
-        return empty
     # the typed empty select pins every column, also when all segments predate a new one
     return " UNION ALL BY NAME ".join(f"({p})" for p in [empty, *parts])
 
 
-def connect(home: Path | str, tries: int = 4):
+def connect(home: Path | str, tries: int = 8):
     """An in-memory DuckDB connection with a ``ledger`` view over all files.
 
-    A file sealed away between listing and binding is retried with a fresh listing."""
+    The live JSONL rows are read through hard links (a seal renames and later removes those files),
+    into a table of the connection; sealed Parquet files never move. A file sealed away between
+    listing and linking is retried with a fresh listing."""
     import duckdb
 
     con = duckdb.connect()
     for attempt in range(tries):
+        live, sealed = ledger_files(home)
+        folder, links = segments.snapshot(live, Path(home) / "ledger") if live else (None, [])
         try:
-            con.execute(f"CREATE OR REPLACE VIEW ledger AS {ledger_sql(home)}")
+            if links is None:
+                raise FileNotFoundError("a live file was sealed away while listing")
+            if links:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _live AS {_settled(_json_select(links))}")
+            con.execute(f"CREATE OR REPLACE VIEW ledger AS {ledger_sql(sealed, '_live' if links else None)}")
             return con
-        except duckdb.IOException as e:
+        except (duckdb.IOException, FileNotFoundError) as e:
             if attempt == tries - 1:
                 con.close()
                 raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
-            time.sleep(0.01 * (attempt + 1))
+            time.sleep(0.005 * (attempt + 1))
         except duckdb.Error as e:
             con.close()
             raise LedgerError(f"cannot read the ledger under {home}: {e}") from e
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     return con  # pragma: no cover
 
 

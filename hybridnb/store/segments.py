@@ -10,7 +10,9 @@ is never glued onto it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -108,3 +110,30 @@ def repair_tail(path: Path) -> int:
     print(f"hybridnb: the ledger file {path.name} ended in a partial line ({len(torn)} bytes, "
           f"from a process that was killed mid-write); it was moved to {qdir}", file=sys.stderr)
     return len(torn)
+
+
+def snapshot(paths: list[Path], ledger_dir: Path) -> tuple[Path | None, list[Path] | None]:
+    """Hard links to the JSONL ``paths`` in a private folder: a reader's view that a seal cannot pull away.
+
+    Returns (folder, links); links is None when a file vanished meanwhile (the caller lists again), and
+    folder is None when the ledger folder is not writable (the caller reads the files in place).
+    """
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=".read-", dir=ledger_dir))
+    except OSError:
+        return None, list(paths)
+    links = []
+    for i, p in enumerate(paths):
+        dst = folder / f"{i}.jsonl"
+        try:
+            try:
+                os.link(p, dst)
+            except FileNotFoundError:
+                raise
+            except OSError:  # a file system without hard links: a copy (sealing is rare)
+                shutil.copyfile(p, dst)
+        except FileNotFoundError:
+            shutil.rmtree(folder, ignore_errors=True)
+            return folder, None
+        links.append(dst)
+    return folder, links
