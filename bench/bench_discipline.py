@@ -26,7 +26,7 @@ from hybridnb.spend.discipline import discipline  # noqa: E402
 from hybridnb.store.ledger import COLUMNS, summarize  # noqa: E402
 
 GEN = """
-COPY (
+COPY (SELECT *{extra} FROM (
   SELECT 1.8e9 + i * 0.01 AS ts,
          CASE WHEN i % 3 = 0 THEN 'local' ELSE 'reason' END AS route,
          CASE WHEN i % 3 = 0 THEN 'vllm' ELSE 'openai' END AS backend,
@@ -50,14 +50,38 @@ COPY (
          'n' || (i % (n // 3)) AS prompt_norm,
          'id' || i AS id
   FROM range({n}) r(i), (SELECT {n} AS n)
-) TO '{path}' (FORMAT parquet)
+)) TO '{path}' (FORMAT parquet)
 """
+
+
+_GENERATED = {"ts", "route", "backend", "model", "status", "input_tokens", "output_tokens", "cached_tokens",
+              "cost_usd", "saved_usd", "latency_s", "held_s", "busy_s", "gpus", "pricing", "cached", "unpriced",
+              "simulated", "reference_model", "error_class", "error", "notebook", "cell", "batch", "template",
+              "prompt_hash", "answer_hash", "session", "kind", "rows", "user", "via", "confidence", "escalated",
+              "similarity", "prompt_norm", "id"}
+
+
+def _defaults() -> str:
+    """Other ledger columns at their Record defaults, so the file has every column the ledger has."""
+    from dataclasses import MISSING, fields
+
+    from hybridnb.store.ledger import Record
+
+    out = []
+    for f in fields(Record):
+        if f.name in _GENERATED:
+            continue
+        v = f.default if f.default is not MISSING else None
+        lit = "NULL" if v is None else str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(
+            v, str) else str(v)
+        out.append(f", CAST({lit} AS {COLUMNS[f.name]}) AS {f.name}")
+    return "".join(out)
 
 
 def make_ledger(home: Path, n: int) -> None:
     d = home / "ledger"
     d.mkdir(parents=True, exist_ok=True)
-    duckdb.sql(GEN.format(n=n, path=d / "bench-0.parquet"))
+    duckdb.sql(GEN.format(n=n, path=d / "bench-0.parquet", extra=_defaults()))
     have = {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM '{d / 'bench-0.parquet'}'").fetchall()}
     missing = set(COLUMNS) - have
     assert not missing, f"bench ledger misses columns {missing}"
