@@ -33,21 +33,22 @@ _ROWS_SQL = """
 CREATE TEMP TABLE d AS
 WITH l AS (
   SELECT {grp} AS grp, notebook, cell, template, route, model, status, kind, cost_usd, saved_usd, output_tokens,
-         similarity, via, escalated, ts, answer_hash, prompt_hash, prompt_norm
+         similarity, via, escalated, ts,
+         CASE WHEN answer_hash <> '' THEN hash(answer_hash) END                          AS ah,
+         CASE WHEN prompt_hash <> '' AND kind = 'call' THEN hash(route, model, prompt_hash) END AS ph,
+         CASE WHEN prompt_norm <> '' AND kind = 'call' THEN hash(route, model, prompt_norm) END AS pn
   FROM ledger WHERE route IS NOT NULL {where}),
-fe AS (SELECT route, model, prompt_hash, min(ts) AS first_exact FROM l
-       WHERE status = 'ok' AND kind = 'call' AND prompt_hash <> '' GROUP BY ALL),
-fn AS (SELECT route, model, prompt_norm, min(ts) AS first_near FROM l
-       WHERE status = 'ok' AND kind = 'call' AND prompt_norm <> '' GROUP BY ALL)
-SELECT l.* EXCLUDE (prompt_norm),
-       coalesce(status = 'ok' AND ts > first_exact, false)                            AS exact_rep,  -- billed again
-       coalesce(status = 'ok' AND ts = first_exact AND ts > first_near, false)        AS near_rep    -- reworded
-FROM l LEFT JOIN fe USING (route, model, prompt_hash) LEFT JOIN fn USING (route, model, prompt_norm)
+fe AS (SELECT ph, min(ts) AS first_exact FROM l WHERE status = 'ok' AND ph IS NOT NULL GROUP BY ph),
+fn AS (SELECT pn, min(ts) AS first_near FROM l WHERE status = 'ok' AND pn IS NOT NULL GROUP BY pn)
+SELECT l.* EXCLUDE (pn),
+       coalesce(status = 'ok' AND ts > first_exact, false)                     AS exact_rep,  -- billed again
+       coalesce(status = 'ok' AND ts = first_exact AND ts > first_near, false) AS near_rep    -- reworded
+FROM l LEFT JOIN fe USING (ph) LEFT JOIN fn USING (pn)
 """
 
 _TEMPLATES_SQL = """
-SELECT template, count(*) AS calls, sum(cost_usd) AS cost_usd, count(DISTINCT answer_hash) AS answers,
-       count(DISTINCT prompt_hash) AS prompts, avg(output_tokens) AS output_tokens
+SELECT template, count(*) AS calls, sum(cost_usd) AS cost_usd, count(DISTINCT ah) AS answers,
+       count(DISTINCT ph) AS prompts, avg(output_tokens) AS output_tokens
 FROM d WHERE route = 'reason' AND status = 'ok' AND template <> '' GROUP BY template
 """
 
