@@ -162,6 +162,10 @@ def render_row(template: str, row: dict[str, Any], consts: Mapping[str, Any]) ->
     return prompt
 
 
+#: batch handlers of other routes, registered by their modules (so this module imports none of them)
+ROUTES: dict[str, Any] = {}
+
+
 # ---- the batch ----------------------------------------------------------------
 def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequence[str] | None = None,
               json_schema: Mapping[str, Any] | str | Path | None = None, model: str | None = None,
@@ -294,10 +298,8 @@ def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str
     :class:`BatchInterrupted` carrying the finished rows in ``.partial``.
     ``route="auto"``: local first, unsure rows escalate to reason (``threshold=``; see core/auto.py).
     """
-    if route == "auto":  # the %%auto cascade (core/auto.py)
-        from ..core.auto import auto_map
-
-        return auto_map(data, template, choices=choices, system=system, max_tokens=max_tokens, cache=cache,
+    if route in ROUTES:  # another route's batch, e.g. the %%auto cascade (core/auto.py registers it)
+        return ROUTES[route](data, template, choices=choices, system=system, max_tokens=max_tokens, cache=cache,
                         force=force, progress=progress, output_prefix=output_prefix, **options)
     return run_batch(data, template, route, choices=choices, json_schema=json_schema, model=model,
                      system=system, max_tokens=max_tokens, concurrency=concurrency, cache=cache, force=force,

@@ -334,3 +334,12 @@ _last: dict[str, AutoStats] = {}
 def last_stats() -> AutoStats | None:
     """The stats of this session's last ``%%auto`` batch (escalation rate, saving)."""
     return _last.get("stats")
+
+
+def _register() -> None:
+    from ..batch import runner
+
+    runner.ROUTES["auto"] = auto_map  # hybridnb.map(..., route="auto")
+
+
+_register()
