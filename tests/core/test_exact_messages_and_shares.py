@@ -4,7 +4,7 @@ the suite only checked that something was returned."""
 import pytest
 
 from hybridnb.core import pricing
-from hybridnb.core.template import render
+from hybridnb.core.template import render, resolve_refs
 from hybridnb.errors import TemplateError
 
 NS = {"In": ["", "a = 1", "print(a)"], "Out": {i: f"out {i}" for i in range(1, 11) if i != 2}, "Err": {}}
@@ -39,3 +39,20 @@ def test_relative_references_count_back_from_the_running_cell():
 def test_a_zero_length_interval_holds_nothing_and_takes_nothing_from_the_others():
     assert pricing.held_shares([(1.0, 1.0), (0.0, 2.0), (2.0, 2.0)]) == [0.0, 2.0, 0.0]
     assert pricing.held_shares([(0.0, 1.0), (1.0, 3.0)]) == [1.0, 2.0]  # touching: no overlap
+
+
+def test_resolved_references_are_literal_text_and_other_fields_stay_for_each_row():
+    ns = {**NS, "Out": {**NS["Out"], 4: "{x}"}}
+    got = resolve_refs("{{lit}} {In[1]!r:>8} and {row.x!s:>3} {Out[3]} {Out[4]}", ns)
+    assert got == "{{lit}}  'a = 1' and {row.x!s:>3} out 3 {{x}}"  # conversion and spec applied, braces escaped
+    assert got.format(row=type("Row", (), {"x": 7})) == "{lit}  'a = 1' and   7 out 3 {x}"
+
+
+def test_in_references_read_the_raw_cell_source_from_the_shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_cell("%%capture\nx = 2", store_history=True)
+    n = ip.execution_count - 1
+    assert resolve_refs("{In[%d]}" % n, ip.user_ns, ip) == "%%capture\nx = 2"  # not the transformed Python
+    assert resolve_refs("{In[%d]}" % n, ip.user_ns) == "get_ipython().run_cell_magic('capture', '', 'x = 2\\n')"
