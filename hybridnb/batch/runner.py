@@ -178,12 +178,78 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
               mode: str = "online") -> BatchResult:
     """Like :func:`map`, but returns the frame together with :class:`BatchStats`.
 
-    ``mode``: ``"online"`` (default) sends the rows as calls; ``"batch-api"`` submits them as one
-    provider batch job at the batch price (:mod:`hybridnb.batch.provider`).
-
-    ``transport``: ``"bulk"`` (default) sends OpenAI-protocol rows over hybridnb's keep-alive
-    client (same retries and errors as the SDK, several times its rate); ``"sdk"`` uses the SDK.
+    ``mode``: ``"online"`` (default) sends calls; ``"batch-api"`` one provider batch job at the batch price.
+    ``transport``: ``"bulk"`` (default: hybridnb's keep-alive client, the SDK's retries and errors) or ``"sdk"``.
     """
+    backend = _check_options(route, engine, mode, transport, concurrency, backend)
+    choices, schema = check_choices(choices), load_schema(json_schema)
+    frame = _batch_data.load(data, con, name)
+    tmpl, used, consts = prepare_template(template, frame.columns, columns, variables)
+    n = len(frame)
+    stats = BatchStats(rows=n, route=route)
+    say = (lambda msg: print(msg, file=sys.stdout, flush=True)) if verbose else (lambda msg: None)
+    d, extra, overrides, target = _resolve(route, model, backend, base_url, max_tokens, concurrency)
+    use_cache = target.settings["cache"] if cache is None else cache
+    res = Results(n, stats, None, choices, schema_checker(schema))
+    if n == 0:
+        say(f"{frame.name} has no rows: nothing sent")
+        return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+
+    tags = {**cell_tags(), "template": template_hash(template), "batch": uuid.uuid4().hex[:12]}
+    stats.batch_id = tags["batch"]
+    mt, ch = max_tokens or target.rs.max_tokens, tuple(choices) if choices else None
+    reqs, failed_rows = _requests(frame.rows(used), tmpl, consts, res,
+                                  lambda prompt: Request(prompt, target.model, system, mt, temperature, ch, schema, tags))
+    stats.unique = len({r.prompt for r in reqs})
+
+    job = provider.batch_target(d, route, overrides, target) if mode == "batch-api" else None
+    _estimate_or_refuse(d, reqs, target, use_cache, route, extra, job, force, stats, say)
+
+    res.bar = bar = Progress(n, enabled=progress and job is None, desc=f"%%{route}")
+    for i, e in failed_rows:
+        res.fail(i, e)
+    t0 = time.monotonic()
+    try:
+        if job is not None and reqs:
+            stats.batch_id = _send_job(d, reqs, target, job, overrides, choices, schema, use_cache, tags, res,
+                                       progress, say) or stats.batch_id
+        else:
+            _send_online(d, reqs, target, engine, transport, concurrency, use_cache, force, res.on_response)
+    except KeyboardInterrupt as e:
+        stats.interrupted = True
+        detached = str(e) if isinstance(e, provider.JobDetached) else ""
+    finally:
+        bar.close()
+        stats.elapsed_s = time.monotonic() - t0
+    if stats.interrupted:
+        keep = list(res.done)
+        partial = assemble(frame, res, output_prefix, choices, schema, keep, say)
+        raise BatchInterrupted(detached or _interrupted_message(sum(keep), n), partial, stats)
+    return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+
+
+def _estimate_or_refuse(d, reqs, target, use_cache, route, extra, job, force, stats, say) -> None:
+    """Print the estimate on both routes (and the batch price); refuse a batch over the budget, nothing sent."""
+    line, here, todo = estimate(d, reqs, target, use_cache, route_overrides(
+        "local" if route == "reason" else "reason", settings=extra), target.settings["estimate_output_tokens"],
+        job)
+    stats.estimate, stats.to_send, stats.estimate_usd = line, len(todo), here
+    say(line)
+    if not force and todo:
+        try:
+            d.check_budget(here, target.settings)
+        except BudgetExceeded as e:
+            raise BudgetExceeded(f"batch refused, nothing sent — {e}\n{line}") from None
+
+
+def _interrupted_message(finished: int, n: int) -> str:
+    return (f"interrupted: {finished:,} of {n:,} rows finished — they are cached and in the "
+            f"ledger; run the same batch again to continue from the cache without paying for them twice")
+
+
+def _check_options(route: str, engine: str, mode: str, transport: str, concurrency: int | None,
+                   backend: str | None) -> str | None:
+    """One clear error for an unknown engine/mode/transport; the backend an engine implies."""
     if engine not in ENGINES:
         raise HybridnbError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
     if engine == "vllm":  # the in-process vLLM engine, in big chunks, priced by GPU time
@@ -196,85 +262,51 @@ def run_batch(data: Any, template: str, route: str = "local", *, choices: Sequen
         raise HybridnbError(f"unknown transport {transport!r}; transports are: {', '.join(TRANSPORTS)}")
     if concurrency is not None and concurrency < 1:
         raise HybridnbError("concurrency must be at least 1")
-    choices = check_choices(choices)
-    schema = load_schema(json_schema)
-    frame = _batch_data.load(data, con, name)
-    tmpl, used, consts = prepare_template(template, frame.columns, columns, variables)
-    n = len(frame)
-    stats = BatchStats(rows=n, route=route)
-    say = (lambda msg: print(msg, file=sys.stdout, flush=True)) if verbose else (lambda msg: None)
-    d = get_dispatcher()
-    extra = {"concurrency": concurrency} if concurrency else None
-    overrides = route_overrides(route, model=model, backend=backend, base_url=base_url,
-                                max_tokens=max_tokens, settings=extra)
-    target = d.resolve(route, overrides)
-    use_cache = target.settings["cache"] if cache is None else cache
-    res = Results(n, stats, None, choices, schema_checker(schema))
-    if n == 0:
-        say(f"{frame.name} has no rows: nothing sent")
-        return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+    return backend
 
-    tags = {**cell_tags(), "template": template_hash(template), "batch": uuid.uuid4().hex[:12]}
-    stats.batch_id = tags["batch"]
-    mt = max_tokens or target.rs.max_tokens
-    ch = tuple(choices) if choices else None
+
+def _requests(rows, tmpl, consts, res, make) -> tuple[list[Request], list[tuple[int, TemplateError]]]:
+    """One Request per row whose template fills (``make(prompt)``); the rows that do not, with their error."""
     reqs: list[Request] = []
     failed_rows: list[tuple[int, TemplateError]] = []
-    for i, row in enumerate(frame.rows(used)):
+    for i, row in enumerate(rows):
         try:
             prompt = render_row(tmpl, row, consts)
         except TemplateError as e:
             failed_rows.append((i, e))
             continue
-        reqs.append(Request(prompt, target.model, system, mt, temperature, ch, schema, tags))
+        reqs.append(make(prompt))
         res.rows.append(i)
-    stats.unique = len({r.prompt for r in reqs})
+    return reqs, failed_rows
 
-    job = provider.batch_target(d, route, overrides, target) if mode == "batch-api" else None
-    line, here, todo = estimate(d, reqs, target, use_cache, route_overrides(
-        "local" if route == "reason" else "reason", settings=extra), target.settings["estimate_output_tokens"],
-        job)
-    stats.estimate, stats.to_send, stats.estimate_usd = line, len(todo), here
-    say(line)
-    if not force and todo:
-        try:
-            d.check_budget(here, target.settings)
-        except BudgetExceeded as e:
-            raise BudgetExceeded(f"batch refused, nothing sent — {e}\n{line}") from None
 
-    bar = Progress(n, enabled=progress and job is None, desc=f"%%{route}")
-    res.bar = bar
-    for i, e in failed_rows:
-        res.fail(i, e)
-    t0 = time.monotonic()
-    try:
-        if job is not None and reqs:
-            meta = {"route": route, "endpoint": target.endpoint, "model": target.model, "overrides": overrides,
-                    "choices": list(choices or []), "json_schema": schema, "cache": use_cache,
-                    "tags": {k: v for k, v in tags.items() if k != "batch"}}
-            stats.batch_id = provider.run_job(d, reqs, target, job[0], cache=use_cache, on_result=res.on_response,
-                                              progress=progress, say=say, tags=tags, meta=meta) or stats.batch_id
-        elif engine == "ray":
-            from . import ray as _ray_engine
+def _resolve(route, model, backend, base_url, max_tokens, concurrency):
+    """(dispatcher, concurrency override, route overrides, target) for a batch's options."""
+    d = get_dispatcher()
+    extra = {"concurrency": concurrency} if concurrency else None
+    overrides = route_overrides(route, model=model, backend=backend, base_url=base_url,
+                                max_tokens=max_tokens, settings=extra)
+    return d, extra, overrides, d.resolve(route, overrides)
 
-            _ray_engine.run(d, reqs, target, cache=use_cache, force=force, on_result=res.on_response)
-        elif reqs:
-            send_to = bulk_target(target, concurrency) if transport == "bulk" else target
-            run_sync(d.arun(reqs, send_to, cache=use_cache, force=force, on_result=res.on_response))
-    except KeyboardInterrupt as e:
-        stats.interrupted = True
-        detached = str(e) if isinstance(e, provider.JobDetached) else ""
-    finally:
-        bar.close()
-        stats.elapsed_s = time.monotonic() - t0
-    if stats.interrupted:
-        keep = list(res.done)
-        partial = assemble(frame, res, output_prefix, choices, schema, keep, say)
-        msg = detached or (f"interrupted: {sum(keep):,} of {n:,} rows finished — they are cached and in the "
-                           f"ledger; run the same batch again to continue from the cache without paying for "
-                           f"them twice")
-        raise BatchInterrupted(msg, partial, stats)
-    return BatchResult(assemble(frame, res, output_prefix, choices, schema, None, say), stats)
+
+def _send_job(d, reqs, target, job, overrides, choices, schema, use_cache, tags, res, progress, say) -> str | None:
+    """The rows as one provider batch job (re-attached when it exists); returns the job's batch id."""
+    meta = {"route": target.route, "endpoint": target.endpoint, "model": target.model, "overrides": overrides,
+            "choices": list(choices or []), "json_schema": schema, "cache": use_cache,
+            "tags": {k: v for k, v in tags.items() if k != "batch"}}
+    return provider.run_job(d, reqs, target, job[0], cache=use_cache, on_result=res.on_response,
+                            progress=progress, say=say, tags=tags, meta=meta)
+
+
+def _send_online(d, reqs, target, engine: str, transport: str, concurrency, use_cache, force, on_result) -> None:
+    """The rows as calls: on Ray Data, or through the dispatcher (bulk keep-alive transport or the SDK)."""
+    if engine == "ray":
+        from . import ray as _ray_engine
+
+        _ray_engine.run(d, reqs, target, cache=use_cache, force=force, on_result=on_result)
+    elif reqs:
+        send_to = bulk_target(target, concurrency) if transport == "bulk" else target
+        run_sync(d.arun(reqs, send_to, cache=use_cache, force=force, on_result=on_result))
 
 
 def map(data: Any, template: str, route: str = "local", *, choices: Sequence[str] | None = None,  # noqa: A001

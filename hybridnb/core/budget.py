@@ -76,9 +76,9 @@ class Guard:
 
     def refresh(self) -> float:
         """Re-read the scope's spend from the ledger (all processes); returns it."""
-        from ..store import ledger
+        from ..store import scopes
 
-        spent = ledger.spent_usd(self.home, self.scope.per, session=self.scope.session,
+        spent = scopes.spent_usd(self.home, self.scope.per, session=self.scope.session,
                                  notebook=self.scope.notebook or None)
         with self._lock:
             self.base, self.own = spent, 0.0

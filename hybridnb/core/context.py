@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -38,3 +39,14 @@ def _takes_channel(kernel: Any) -> bool:
         return "channel" in inspect.signature(kernel.get_parent).parameters
     except (TypeError, ValueError):
         return False
+
+
+def kernel_session() -> str | None:
+    """``k-<kernel id>`` when running inside a Jupyter kernel."""
+    try:
+        from ipykernel import get_connection_file
+
+        name = Path(get_connection_file()).stem
+    except Exception:
+        return None
+    return "k-" + name.removeprefix("kernel-")

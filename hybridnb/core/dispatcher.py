@@ -25,7 +25,8 @@ from .. import backends as _backends
 from . import pricing
 from .clock import HeldClock
 from .budget import Guard, make_scope
-from .context import cell_tags
+from .context import cell_tags, kernel_session
+from .target import choose_backend
 from .records import Target, cached_outcome, make_record, make_response, short_hash
 from .screen import screen
 from .sending import Sender
@@ -43,17 +44,6 @@ ResultCallback = Callable[[int, Response], None]
 
 #: compute seconds assumed per call before a lane has history (for estimates)
 DEFAULT_CALL_SECONDS = 0.5
-
-
-def kernel_session() -> str | None:
-    """``k-<kernel id>`` when running inside a Jupyter kernel."""
-    try:
-        from ipykernel import get_connection_file
-
-        name = Path(get_connection_file()).stem
-    except Exception:
-        return None
-    return "k-" + name.removeprefix("kernel-")
 
 
 class Dispatcher(Sender):
@@ -117,18 +107,7 @@ class Dispatcher(Sender):
 
     def _resolve(self, route: str, settings: Settings) -> Target:
         rs = settings.route(route)
-        name, simulated = rs.backend, False
-        if name == "auto":
-            if rs.base_url and route == "local":
-                name = "vllm"  # OpenAI protocol + /metrics and version-aware structured outputs
-            elif rs.base_url or (route == "reason" and rs.api_key):
-                name = "openai"
-            else:
-                name, simulated = "embedded", route == "reason"
-        if name == "openai" and not rs.base_url and not rs.api_key:
-            var = "HYBRIDNB_REASON_API_KEY (or OPENAI_API_KEY)" if route == "reason" else "HYBRIDNB_LOCAL_BASE_URL"
-            raise ConfigError(f"%%{route} has no API key or endpoint: set {var}, "
-                              f"or `%hybridnb config {route}.base_url=...`")
+        name, simulated = choose_backend(route, rs)
         cls = _backends.load(name)
         if name == "embedded":
             model = EMBEDDED_MODEL

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import HybridnbError, LedgerError
-from ..store.ledger import SUMMARY_SQL, connect, ledger_files, query, scope_where
+from ..store.ledger import SUMMARY_SQL, connect, ledger_files, query
+from ..store.scopes import scope_where
 from ..store.ledger import _q as _sql_quote
 from . import render
 from .render import utilisation
@@ -56,7 +57,7 @@ class Scope:
     day: Any = None
 
     def where(self) -> tuple[str, list[Any]]:
-        """SQL predicate + parameters (``store.ledger.scope_where``: the budget's query too)."""
+        """SQL predicate + parameters (``store.scopes.scope_where``: the budget's query too)."""
         if self.per == "kernel":
             return scope_where("session", session=self.session or f"k-{self.kernel}")
         if self.per == "user":
@@ -116,7 +117,7 @@ class Budget:
 def budget_in(home: Path | str, limit_usd: float | None, per: str, *, session: str | None = None,
               notebook: str | None = None, warn_fraction: float = 0.8, source: str = "kernel") -> Budget:
     """A :class:`Budget` whose spend is read from the ledger in its basis (``ledger.spent_usd``)."""
-    from ..store.ledger import spent_usd
+    from ..store.scopes import spent_usd
 
     b = Budget(limit_usd if limit_usd and limit_usd > 0 else None, per or "session",
                warn_fraction=warn_fraction, source=source)

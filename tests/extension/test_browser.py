@@ -108,7 +108,8 @@ def _expected(home, kernel_id: str):
     """The truth, straight from the ledger: the notebook's total and the session budget's line."""
     from hybridnb.spend import render
     from hybridnb.spend.report import Budget
-    from hybridnb.store.ledger import connect, spent_usd
+    from hybridnb.store.ledger import connect
+    from hybridnb.store.scopes import spent_usd
 
     con = connect(home)
     calls, hits, cost = con.execute(

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from hybridnb.errors import LedgerError
-from hybridnb.store.ledger import LedgerWriter, Record, spent_usd
+from hybridnb.store.ledger import LedgerWriter, Record
+from hybridnb.store.scopes import spent_usd
 
 
 def _rec(ts, cost, **kw):

@@ -90,6 +90,11 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
+def test_no_import_cycles_inside_hybridnb():
+    cycle = find_cycle(graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
 def test_import_hybridnb_stays_light():
     code = ("import sys, hybridnb; heavy = ('torch', 'transformers', 'bertopic', 'sklearn', 'model2vec', "
             "'altair', 'numpy', 'openai', 'duckdb'); print([m for m in heavy if m in sys.modules])")

@@ -12,7 +12,7 @@ import time
 import polars as pl
 import pytest
 
-from hybridnb.store import ledger
+from hybridnb.store import ledger, scopes
 from hybridnb.store.ledger import LedgerWriter, Record
 
 
@@ -42,7 +42,7 @@ def test_a_corrupt_segment_is_quarantined_once_and_every_view_reads_the_rest(tmp
     assert err.count("is damaged") == 1 and bad.name in err and "moved to" in err
     assert not bad.exists() and len(list((tmp_path / "ledger" / "quarantine").iterdir())) == 1
     assert ledger.summarize(tmp_path).to_dicts()[0]["calls"] == 20
-    assert ledger.spent_usd(tmp_path, "total") == pytest.approx(0.2)
+    assert scopes.spent_usd(tmp_path, "total") == pytest.approx(0.2)
     assert capsys.readouterr().err == ""  # one warning, not one per view
 
 
