@@ -286,6 +286,10 @@ class Settings:
     def get(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
 
+    def explicit(self) -> dict[str, Any]:
+        """The settings some layer set (not defaults): what another process needs to resolve the same."""
+        return {k: v for k, v in self._values.items() if v is not None}
+
     @functools.cached_property
     def home(self) -> Path:
         return Path(self["home"]).expanduser() if self["home"] else default_home()

@@ -147,7 +147,7 @@ def submit(d, target, by_key: dict[str, list], job_key: str, tags: Mapping[str, 
                                 "input_file_id": f.id, "rows": len(by_key), "submitted": time.time()})
     rec = jobs.job_record(target, d.session, b.id, job_key, jobs.SUBMITTED, len(by_key), dict(tags))
     d.writer(home).append(rec)
-    d._emit([rec])
+    d.publish([rec])
     return b.id
 
 
@@ -257,7 +257,7 @@ def collect(d, bt, b, by_key: dict[str, list], store, deliver: Callable, tags: M
     d.writer(bt.settings.home).extend(records)
     if store is not None and cache_items:
         store.put_many(cache_items)
-    d._emit(records)
+    d.publish(records)
     return answered
 
 

@@ -59,14 +59,12 @@ class CallStage:
 
     def __init__(self, route: str, values: dict, base: dict, cache: bool, force: bool, session: str):
         from ..core.dispatcher import get_dispatcher
-        from ..store.ledger import LedgerWriter
 
         self.d = get_dispatcher()
         self.target = self.d.resolve(route, values)
         # records carry the notebook's session; each actor still appends to its own file
         self.d.session = session
-        home = self.target.settings.home
-        self.d._writers[home] = LedgerWriter(home, f"{session}-ray{os.getpid()}")
+        self.d.writer(self.target.settings.home, name=f"{session}-ray{os.getpid()}")  # this actor's own file
         self.base = Request(**base)
         self.cache = cache
         self.force = force
@@ -111,7 +109,7 @@ def run(d, requests: list[Request], target, *, cache: bool, force: bool,
     n_actors = max(1, min(actors or cpus, len(todo)))
     per_actor = max(1, math.ceil(int(target.settings["concurrency"] or 1) / n_actors))
     batch_size = per_actor * WAVES_PER_BATCH
-    values = {k: v for k, v in target.settings._values.items() if v is not None}
+    values = {k: v for k, v in target.settings.explicit().items() if v is not None}
     values.update({"home": str(home), "concurrency": per_actor, f"{target.route}.model": target.model,
                    f"{target.route}.backend": target.backend_name})
     first = requests[todo[0][0]]
@@ -146,7 +144,7 @@ def _collect(d, out, todo, requests, target, writer, on_result) -> None:
             group = todo[int(g)]
             resp, rec = _response(batch, j, requests[group[0]], target, d)
             if rec is not None:
-                d._emit([rec])  # the actor wrote it to the ledger already
+                d.publish([rec])  # the actor wrote it to the ledger already
             on_result(group[0], resp)
             for i in group[1:]:
                 dresp, drec = duplicate_outcome(resp)
@@ -154,7 +152,7 @@ def _collect(d, out, todo, requests, target, writer, on_result) -> None:
                 on_result(i, dresp)
         if dup_records:
             writer.extend(dup_records)
-            d._emit(dup_records)
+            d.publish(dup_records)
 
 
 def _response(batch: dict, j: int, req: Request, target, d) -> tuple[Response, Record | None]:

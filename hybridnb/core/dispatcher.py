@@ -65,11 +65,12 @@ class Dispatcher(Sender):
         self._warned_at: float | None = None
 
     # ---- plumbing -------------------------------------------------------
-    def writer(self, home: Path) -> LedgerWriter:
+    def writer(self, home: Path, name: str | None = None) -> LedgerWriter:
+        """This process's ledger writer under ``home`` (its file named ``name``, default the session)."""
         with self._lock:
             w = self._writers.get(home)
             if w is None:
-                w = self._writers[home] = LedgerWriter(home, self.session)
+                w = self._writers[home] = LedgerWriter(home, name or self.session)
             return w
 
     def cache(self, home: Path) -> Cache:
@@ -84,7 +85,15 @@ class Dispatcher(Sender):
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _emit(self, records: Iterable[Record]) -> None:
+    def record(self, records: Sequence[Record], home: Path) -> None:
+        """Ledger records made outside a call (compute stretches, the corpus stand-in): appended,
+        counted in this session's spend, shown to listeners."""
+        self.spent_usd += sum(r.cost_usd for r in records)
+        self.writer(home).extend(records)
+        self.publish(records)
+
+    def publish(self, records: Iterable[Record]) -> None:
+        """Show records already in the ledger (e.g. written by Ray actors) to the listeners."""
         for r in records:
             for fn in list(self._listeners):
                 try:
@@ -307,7 +316,7 @@ class Dispatcher(Sender):
                 deliver(i, resp)
         if recs:
             self._write(target, recs)
-            self._emit(recs)
+            self.publish(recs)
         return left
 
     async def _prepare(self, target: Target, first: Request) -> Record | None:
@@ -321,7 +330,7 @@ class Dispatcher(Sender):
         rec.kind, rec.prompt_hash, rec.rows = "setup", "", 0
         self.spent_usd += cost
         self._write(target, [rec])
-        self._emit([rec])
+        self.publish([rec])
         return rec
 
     def serve_cached(self, requests, keys, target: Target, store, deliver, skip=()) -> list[list[int]]:
@@ -341,7 +350,7 @@ class Dispatcher(Sender):
                 groups.setdefault(k, []).append(i)
         if hit_records:
             self._write(target, hit_records)
-            self._emit(hit_records)
+            self.publish(hit_records)
         return list(groups.values())
 
     # ---- non-LLM local work ----------------------------------------------
@@ -362,9 +371,7 @@ class Dispatcher(Sender):
             batch=str(tags.get("batch", "")), template=str(tags.get("template", "")),
             session=self.session or "", kind="compute", rows=int(rows),
         )
-        self.spent_usd += cost
-        self.writer(settings.home).append(rec)
-        self._emit([rec])
+        self.record([rec], settings.home)
         return rec
 
 

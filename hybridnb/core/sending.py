@@ -27,13 +27,13 @@ from ..types import Completion, Usage
 
 
 class Sender:
-    """The sending half of the dispatcher (needs ``writer``, ``_emit``, ``_clocks``, ``_lane_seconds``)."""
+    """The sending half of the dispatcher (needs ``writer``, ``publish``, ``_clocks``, ``_lane_seconds``)."""
 
     async def _send(self, requests, todo, keys, target: Target, store, deliver, force, g: Guard | None) -> None:
         lane = (target.route, target.backend_name)
         clock = self._clocks.get(lane) or self._clocks.setdefault(lane, HeldClock())
         backend = target.backend
-        chunk_size = max(1, int(getattr(backend, "batch_size", 1)))
+        chunk_size = max(1, int(backend.batch_size))  # declared by the Backend contract
         workers = max(1, min(int(target.settings["concurrency"] or 1), backend.max_concurrency or 1))
         chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         workers = min(workers, len(chunks))
@@ -193,7 +193,7 @@ class Sender:
             except Exception as e:  # a damaged cache must not lose the paid answers
                 loud(f"answers could not be cached ({type(e).__name__}: {e}); they were returned "
                       f"and ledgered — `%hybridnb cache clear` starts a fresh cache")
-        self._emit(records + dup_records)
+        self.publish(records + dup_records)
         return total
 
     def _write(self, target: Target, records: list[Record]) -> None:
@@ -234,7 +234,7 @@ class Sender:
             self.spent_usd += cost
             total += cost
         self._write(target, recs)
-        self._emit(recs)
+        self.publish(recs)
         return total
 
 

@@ -4,9 +4,8 @@ Everything the corpus package needs from the dispatcher beyond the package root 
 building, target resolution, and ledgering the offline stand-in's token economics without
 running the stand-in) goes through here, so a reorganisation of the core touches this file only.
 
-Hook the core could offer instead of :func:`ledger_simulated`: ``Dispatcher.record_simulated(
-requests, answers, route="reason", backend=..., model=...)`` — write ``ok`` records priced at the
-route's reference model from estimated tokens, marked ``simulated``, counted in ``spent_usd``.
+The stand-in's records go into the ledger through ``Dispatcher.record`` (appended, counted in the
+session's spend, shown to listeners), the public way in for records made outside a call.
 """
 
 from __future__ import annotations
@@ -65,8 +64,6 @@ def ledger_simulated(requests, answers: list[str], target) -> list[tuple[int, fl
         records.append(dataclasses.replace(rec, backend=STAND_IN_BACKEND, model=STAND_IN_MODEL, simulated=True,
                                            reference_model=target.price_model))
         out.append((usage.total_tokens, cost))
-        d.spent_usd += cost
     if records:
-        d.writer(target.settings.home).extend(records)
-        d._emit(records)
+        d.record(records, target.settings.home)
     return out

@@ -181,7 +181,7 @@ class SemanticCache:
                 deliver(i, resp)
         if records:
             dispatcher.writer(t.settings.home).extend(records)
-            dispatcher._emit(records)
+            dispatcher.publish(records)
         return rest
 
     def _nearest(self, scope: str, prompt: str, vec) -> tuple[str, float] | None:
