@@ -69,6 +69,7 @@ def _distilled(wf):
         if bar:
             bar(min(s + step, len(texts)), len(texts))
     prim, conf = (np.concatenate([p[k] for p in parts]) for k in range(2))
+    prim = _labels.subject_primary(prim, *wf.topic_weights(), wf.taxonomy(2).topic_map())
     return _frame(wf, prim, conf), time.perf_counter() - t0, model.model_id
 
 

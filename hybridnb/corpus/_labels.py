@@ -18,6 +18,7 @@ from ._discover import STOP_WORDS, TOKENS
 
 OFF = ""
 SECONDARY_RATIO = 0.15  # a second theme carries at least this share of the heaviest category's topic weight
+PAIR_SHARPNESS = 8.0  # log-evidence scale of the subject-vs-mention decision (see subject_of_pair)
 
 
 class Featurizer:
@@ -130,6 +131,48 @@ def secondary_from_topics(top_topics, top_weights, topic_map: dict, primary) -> 
     ok = (prim != None) & (top > 0) & (w > 0) & (w >= SECONDARY_RATIO * top)  # noqa: E711
     sec = np.where(ok, np.array(names, dtype=object)[j], None)
     return sec.tolist(), np.where(ok, np.minimum(1.0, w / np.maximum(top, 1e-12)), np.nan)
+
+
+def subject_of_pair(M: np.ndarray, iters: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which of a row's two heaviest categories is its subject, with the corpus's own pair priors.
+
+    ``M`` is :func:`category_weights`' matrix (last column off-topic). A category that this corpus
+    often mentions *in passing* (it is frequently the lighter of a row's two themes) needs more
+    evidence to be the subject: for the pair (a heavier, b lighter) the rows are re-read with the
+    log prior odds ``log(C[b, a] / C[a, b])`` (C = how often the corpus's rows hold the pair as
+    subject, mention) against ``PAIR_SHARPNESS * log(w_a / w_b)``; C is re-estimated a few times.
+    Returns (heaviest, runner-up, swap) column indices and a bool per row.
+    """
+    on = M[:, :-1]
+    n, k = on.shape
+    if k < 2:
+        z = np.zeros(n, dtype=int)
+        return z, z, np.zeros(n, dtype=bool)
+    order = np.argsort(-on, 1, kind="stable")
+    a, b = order[:, 0], order[:, 1]
+    wa, wb = on[np.arange(n), a], on[np.arange(n), b]
+    pair = (M.argmax(1) < k) & (wa > 0) & (wb > 0)
+    lr = PAIR_SHARPNESS * np.log(np.maximum(wa, 1e-12) / np.maximum(wb, 1e-12))
+    swap = np.zeros(n, dtype=bool)
+    for _ in range(iters):
+        C = np.ones((k, k))
+        np.add.at(C, (np.where(swap, b, a)[pair], np.where(swap, a, b)[pair]), 1)
+        swap = pair & (lr < np.log(C[b, a] / C[a, b]))
+    return a, b, swap
+
+
+def subject_primary(prim, top_topics, top_weights, topic_map: dict) -> np.ndarray:
+    """Primary labels re-decided between each row's two heaviest categories (:func:`subject_of_pair`)
+    where the given primary is one of them; other rows keep theirs."""
+    names, M = category_weights(top_topics, top_weights, topic_map)
+    prim = np.asarray(prim, dtype=object)
+    if len(names) < 2:
+        return prim
+    a, b, swap = subject_of_pair(M)
+    nm = np.array(names, dtype=object)
+    ea, eb = nm[a], nm[b]
+    subject = np.where(swap, eb, ea)
+    return np.where((prim == ea) | (prim == eb), subject, prim)
 
 
 class LocalLabeller:

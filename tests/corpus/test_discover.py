@@ -59,6 +59,35 @@ def test_evidence_sums_topic_weights_per_category():
     assert prim.tolist() == ["A", "", "A"] and sec.tolist() == ["B", "", "B"]
 
 
+def _rows(count: int, weights: dict[int, float]) -> np.ndarray:
+    row = np.zeros(5)  # categories 0..3, last column off-topic
+    for j, w in weights.items():
+        row[j] = w
+    return np.tile(row, (count, 1))
+
+
+def test_a_theme_often_mentioned_in_passing_needs_more_evidence_to_be_the_subject():
+    # category 2 is this corpus's frequent passing mention (of 0); 0 and 1 mention each other equally often
+    M = np.vstack([_rows(1000, {0: 0.6, 2: 0.35}), _rows(100, {2: 0.6, 0: 0.35}),  # clear subject + mention
+                   _rows(30, {2: 0.50, 0: 0.48}),  # near tie, the frequent mention a hair heavier
+                   _rows(200, {0: 0.6, 1: 0.35}), _rows(200, {1: 0.6, 0: 0.35}),
+                   _rows(30, {1: 0.50, 0: 0.48}),  # near tie between two symmetric themes
+                   _rows(20, {3: 0.9}), _rows(5, {4: 0.9, 0: 0.1})])  # single theme; off-topic
+    a, b, swap = _labels.subject_of_pair(M)
+    tie = slice(1100, 1130)
+    assert (a[tie] == 2).all() and (b[tie] == 0).all() and swap[tie].all()  # subject: 0, 2 is the mention
+    assert not swap[:1100].any()  # clear cases keep their heavier theme, also when it is the frequent mention
+    assert not swap[1130:].any()  # symmetric pair, single themes and off-topic rows are left alone
+    top = np.tile(np.arange(5), (len(M), 1))
+    topic_map = {0: "A", 1: "B", 2: "C", 3: "D", 4: None}
+    given = np.array(["C"] * 1130 + ["B"] * 430 + ["D"] * 20 + [None] * 5, dtype=object)
+    given[1100] = "D"  # the classifier chose neither of the pair: kept
+    prim = _labels.subject_primary(given, top, M[:, :5], topic_map)
+    assert prim[1101:1130].tolist() == ["A"] * 29 and prim[1100] == "D"
+    assert prim[:1000].tolist() == ["A"] * 1000 and prim[1000:1100].tolist() == ["C"] * 100
+    assert prim[-5:].tolist() == [None] * 5
+
+
 def test_stand_in_calls_are_ledgered_as_simulated_without_a_model(tmp_path, monkeypatch):
     for key in ("HYBRIDNB_REASON_API_KEY", "OPENAI_API_KEY", "HYBRIDNB_REASON_BASE_URL"):
         monkeypatch.delenv(key, raising=False)
