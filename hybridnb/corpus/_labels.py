@@ -18,7 +18,7 @@ from ._discover import STOP_WORDS, TOKENS
 
 OFF = ""
 SECONDARY_RATIO = 0.15  # a second theme carries at least this share of the heaviest category's topic weight
-PAIR_SHARPNESS = 8.0  # log-evidence scale of the subject-vs-mention decision (see subject_of_pair)
+PAIR_SHARPNESS = 12.0  # log-evidence scale of the subject-vs-mention decision (see subject_of_pair)
 
 
 class Featurizer:
