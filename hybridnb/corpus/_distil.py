@@ -68,8 +68,11 @@ def _distilled(wf):
         parts.append(model.predict(texts[s:s + step], None if emb is None else emb[s:s + step]))
         if bar:
             bar(min(s + step, len(texts)), len(texts))
-    prim, conf = (np.concatenate([p[k] for p in parts]) for k in range(2))
-    prim = _labels.subject_primary(prim, *wf.topic_weights(), wf.taxonomy(2).topic_map())
+    prim, conf, proba = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    subject = _labels.subject_primary(prim, *wf.topic_weights(), wf.taxonomy(2).topic_map())
+    moved = np.flatnonzero(subject != prim)  # confidence = the classifier's probability of the label given
+    conf[moved] = model.probability_of(proba[moved], subject[moved])
+    prim = subject
     return _frame(wf, prim, conf), time.perf_counter() - t0, model.model_id
 
 

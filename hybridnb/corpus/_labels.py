@@ -189,9 +189,16 @@ class LocalLabeller:
         return self
 
     def predict(self, texts: list[str], emb=None):
-        """Primary label (None = off-topic) and its probability per text."""
+        """Primary label (None = off-topic), its probability, and every class's probability per text."""
         p = self.clf.predict_proba(self.featurizer.transform(texts, emb))
         j = p.argmax(1)
         prim = self.clf.classes_[j].astype(object)
         prim[prim == OFF] = None
-        return prim, p[np.arange(len(p)), j]
+        return prim, p[np.arange(len(p)), j], p.astype(np.float32)
+
+    def probability_of(self, proba: np.ndarray, labels) -> np.ndarray:
+        """Each row's probability of the given label (None = off-topic) under :meth:`predict`'s ``proba``."""
+        classes = list(self.clf.classes_)
+        col = np.array([classes.index(x or OFF) if (x or OFF) in classes else -1 for x in labels])
+        out = proba[np.arange(len(proba)), np.maximum(col, 0)].astype(float)
+        return np.where(col >= 0, out, 0.0)
