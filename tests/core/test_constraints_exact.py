@@ -1,0 +1,67 @@
+"""``--choices`` / ``json_schema`` parsing, value by value (tests written from surviving mutants, issue 17)."""
+
+import json
+
+import pytest
+
+from hybridnb.core.constraints import check_choices, load_schema
+from hybridnb.errors import HybridnbError
+
+
+@pytest.mark.parametrize("given, labels", [
+    (None, None),
+    ("risk,cost,other", ["risk", "cost", "other"]),
+    (" risk , cost ,, other ", ["risk", "cost", "other"]),  # spaces and empty items dropped
+    ('"Risk and security,Cost"', ["Risk and security", "Cost"]),  # a magic keeps the quotes
+    ("'a,b'", ["a", "b"]),
+    ('"a,b\'', ['"a', "b'"]),  # unmatched quotes are part of the labels
+    ("Xa,bX", ["Xa", "bX"]),  # only quotes are stripped
+    (["yes", " no ", 3], ["yes", "no", "3"]),
+    (("x", "", "y"), ["x", "y"]),
+])
+def test_choices_parse_to_exactly_these_labels(given, labels):
+    assert check_choices(given) == labels
+
+
+@pytest.mark.parametrize("given, message", [
+    ("only", "at least two labels"), ("a,,", "at least two labels"), ('""', "at least two labels"),
+    (["a", "a "], "duplicate labels"), ("x,y,x", "duplicate labels"),
+])
+def test_too_few_or_duplicate_labels_are_one_clear_error(given, message):
+    with pytest.raises(HybridnbError) as e:
+        check_choices(given)
+    assert str(e.value) == f"choices {'needs' if 'two' in message else 'has'} {message}"
+
+
+def test_a_schema_inline_is_a_copy_and_a_file_is_read(tmp_path):
+    inline = {"type": "object"}
+    got = load_schema(inline)
+    assert got == inline and got is not inline
+    assert load_schema(None) is None
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}), encoding="utf-8")
+    assert load_schema(str(f)) == {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert load_schema(f) == load_schema(str(f))
+
+
+def test_a_schema_path_may_start_with_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "s.json").write_text('{"type": "object"}', encoding="utf-8")
+    assert load_schema("~/s.json") == {"type": "object"}
+
+
+def test_a_bad_schema_file_is_one_error_naming_the_file(tmp_path):
+    missing = tmp_path / "none.json"
+    with pytest.raises(HybridnbError) as e:
+        load_schema(missing)
+    assert str(e.value) == f"json_schema: cannot read {missing}: No such file or directory"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(HybridnbError) as e:
+        load_schema(bad)
+    assert str(e.value).startswith(f"json_schema: {bad} is not valid JSON: Expecting property name")
+    arr = tmp_path / "arr.json"
+    arr.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(HybridnbError) as e:
+        load_schema(arr)
+    assert str(e.value) == f"json_schema: {arr} must hold a JSON object"
