@@ -56,3 +56,11 @@ def test_in_references_read_the_raw_cell_source_from_the_shell():
     n = ip.execution_count - 1
     assert resolve_refs("{In[%d]}" % n, ip.user_ns, ip) == "%%capture\nx = 2"  # not the transformed Python
     assert resolve_refs("{In[%d]}" % n, ip.user_ns) == "get_ipython().run_cell_magic('capture', '', 'x = 2\\n')"
+
+
+@pytest.mark.parametrize("chars, typical, worst", [(0, 1, 8), (1, 1, 9), (135, 34, 53), (136, 34, 54)])
+def test_token_estimates_without_a_tokenizer_are_4_chars_typical_3_worst_plus_overhead(chars, typical, worst):
+    text = "x" * chars  # no model: the character rule, never a tokenizer
+    assert pricing.estimate_tokens(text) == typical  # ceil(chars / 4), at least 1
+    assert pricing.estimate_tokens(text, worst=True) == worst  # ceil(chars / 3) + 8 for the message
+    assert isinstance(pricing.estimate_tokens(text, worst=True), int)
