@@ -46,6 +46,7 @@ def test_resolved_references_are_literal_text_and_other_fields_stay_for_each_row
     got = resolve_refs("{{lit}} {In[1]!r:>8} and {row.x!s:>3} {Out[3]} {Out[4]}", ns)
     assert got == "{{lit}}  'a = 1' and {row.x!s:>3} out 3 {{x}}"  # conversion and spec applied, braces escaped
     assert got.format(row=type("Row", (), {"x": 7})) == "{lit}  'a = 1' and   7 out 3 {x}"
+    assert resolve_refs("{Out[3]} {q}", ns) == "out 3 {q}"  # a field without conversion or spec stays as written
 
 
 def test_in_references_read_the_raw_cell_source_from_the_shell():
