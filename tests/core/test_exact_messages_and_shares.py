@@ -6,6 +6,7 @@ import pytest
 from hybridnb.core import pricing
 from hybridnb.core.template import render, resolve_refs
 from hybridnb.errors import TemplateError
+from hybridnb.types import Usage
 
 NS = {"In": ["", "a = 1", "print(a)"], "Out": {i: f"out {i}" for i in range(1, 11) if i != 2}, "Err": {}}
 
@@ -65,3 +66,18 @@ def test_token_estimates_without_a_tokenizer_are_4_chars_typical_3_worst_plus_ov
     assert pricing.estimate_tokens(text) == typical  # ceil(chars / 4), at least 1
     assert pricing.estimate_tokens(text, worst=True) == worst  # ceil(chars / 3) + 8 for the message
     assert isinstance(pricing.estimate_tokens(text, worst=True), int)
+
+
+def test_a_partial_price_override_keeps_the_rest_of_the_known_prices():
+    base = pricing.token_prices("gpt-4o-mini")
+    p = pricing.token_prices("gpt-4o-mini", {"gpt-4o-mini": {"output": 9.0}})
+    assert (p.input, p.output, p.cached_input, p.source) == (base.input, 9.0, base.cached_input, "override")
+    own = pricing.token_prices("my-model", {"my-model": {"input": 3.0}})  # unknown model: cached = input, output 0
+    assert (own.input, own.output, own.cached_input, own.source) == (3.0, 0.0, 3.0, "override")
+    assert pricing.token_prices("my-model", {"my-model": {"output": 4.0}}).input == 0.0
+
+
+def test_token_cost_is_exact_per_million_with_cached_input_at_its_own_price():
+    ov = {"m": {"input": 2.0, "output": 8.0, "cached_input": 0.5}}
+    usage = Usage(3_000_000, 1_000_000, cached_input_tokens=2_000_000)
+    assert pricing.token_cost("m", usage, ov) == (2.0 + 1.0 + 8.0, False)  # 1M fresh, 2M cached, 1M out
