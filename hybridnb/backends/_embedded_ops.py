@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from ..types import Request
-from ..core.constraints import NULL_PROMPT, combine_orders, logsumexp, option_orders, with_options
+from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders
 from ..errors import InvalidAnswer
 
 Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]
@@ -18,12 +18,11 @@ Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]
 
 def chat_text(tok: Any, req: Request) -> str:
     """The chat-templated prompt for ``req`` (options or JSON schema spelled out)."""
-    user = with_options(req.prompt, req.choices)
+    user = req.prompt
     if req.json_schema is not None and not req.choices:
         user += ("\n\nReply with only a JSON value that matches this JSON schema:\n"
                  + json.dumps(req.json_schema))
-    messages = ([{"role": "system", "content": req.system}] if req.system else [])
-    messages.append({"role": "user", "content": user})
+    messages = chat_messages(user, req.choices, req.system)
     return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import errors
-from ..core.constraints import with_options
+from ..core.constraints import chat_messages
 from ..types import Completion, Request, Usage
 from . import _logprobs
 from ._base import Backend
@@ -194,10 +194,7 @@ class OpenAIBackend(Backend):
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     def _body(self, r: Request) -> dict[str, Any]:
-        messages = []
-        if r.system:
-            messages.append({"role": "system", "content": r.system})
-        messages.append({"role": "user", "content": with_options(r.prompt, r.choices)})
+        messages = chat_messages(r.prompt, r.choices, r.system)
         body: dict[str, Any] = {"model": r.model, "messages": messages}
         if r.temperature is not None:
             body["temperature"] = r.temperature

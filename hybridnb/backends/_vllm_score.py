@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..core.constraints import NULL_PROMPT, combine_orders, logsumexp, option_orders, with_options
+from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders
 from ..types import Request
 
 #: fixed user text used to find the assistant turn's tokens for a label
@@ -31,9 +31,7 @@ def variants(choice: str) -> list[str]:
 
 def messages(r: Request, order: Sequence[str] | None = None) -> list[dict[str, str]]:
     """The chat messages the model sees, with the options stated (in ``order`` when given)."""
-    out = [{"role": "system", "content": r.system}] if r.system else []
-    out.append({"role": "user", "content": with_options(r.prompt, order or r.choices)})
-    return out
+    return chat_messages(r.prompt, order or r.choices, r.system)
 
 
 def orders(r: Request) -> list[tuple[str, ...]]:

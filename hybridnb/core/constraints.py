@@ -58,6 +58,21 @@ def with_options(prompt: str, choices: Iterable[str] | None) -> str:
     return f"{options_line(choices)}\n\n{prompt}" if choices else prompt
 
 
+def chat_messages(prompt: str, choices: Iterable[str] | None = None,
+                  system: str | None = None) -> list[dict[str, str]]:
+    """The chat messages the model sees: the options stated in the system message
+    (after the caller's own system text), the prompt as the user turn.
+
+    Measured on two balanced sets with SmolLM2-135M (bench/RESULTS.md, "Closed-set
+    answers"): options in the system message scored 0.750 on 60 three-topic headlines
+    and 0.538 on 104 reviews, against 0.617 / 0.519 with the options before the prompt.
+    """
+    sys_text = "\n\n".join(t for t in (system, options_line(choices) if choices else None) if t)
+    out = [{"role": "system", "content": sys_text}] if sys_text else []
+    out.append({"role": "user", "content": prompt})
+    return out
+
+
 #: at most this many option orders are scored per request
 MAX_ORDERS = 4
 

@@ -7,12 +7,16 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hybridnb.types import Request  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import topics_data  # noqa: E402
 from hybridnb.backends import _gguf_model  # noqa: E402
 from hybridnb.backends._embedded import EmbeddedBackend  # noqa: E402
 from hybridnb.backends._embedded_ops import chat_text, json_check  # noqa: E402
@@ -57,21 +61,31 @@ def test_max_tokens_caps_the_answer(backend):
     assert c.extra["finish_reason"] == "length"
 
 
-def test_choices_are_always_a_valid_label_and_sensible(backend):
+def test_choices_are_always_a_valid_label_with_probabilities(backend):
     reqs = [
         Request("Classify the sentiment of this review.\nReview: I love it, works great.", "m", choices=SENTIMENT),
-        Request("Classify the sentiment of this review.\nReview: Terrible, broke after one day.", "m",
-                choices=SENTIMENT),
         Request("Pick one.", "m", choices=("zebra crossing", "quantum flux capacitor", "x")),
     ]
     out = run(backend, reqs)
-    assert [c.error for c in out] == [None, None, None]
-    assert out[0].text == "positive"
-    assert out[1].text == "negative"
-    assert out[2].text in reqs[2].choices
+    assert [c.error for c in out] == [None, None]
+    assert out[0].text in SENTIMENT and out[1].text in reqs[1].choices
     assert set(out[0].extra["choice_logprobs"]) == set(SENTIMENT)
+    for c, r in zip(out, reqs):
+        assert set(c.choice_probs) == set(r.choices) and abs(sum(c.choice_probs.values()) - 1) < 1e-9
+        assert c.choice_probs[c.text] == max(c.choice_probs.values())
     tok = backend.tokenizer
-    assert out[2].usage.output_tokens == len(tok(out[2].text, add_special_tokens=False).input_ids)
+    assert out[1].usage.output_tokens == len(tok(out[1].text, add_special_tokens=False).input_ids)
+
+
+def test_choices_beat_chance_on_a_balanced_three_topic_set(backend):
+    """15 headlines, 5 per topic, each label list in one of three rotations (bench/topics_data.py):
+    the scored labels must be right well above chance (1/3) and use every topic."""
+    items = topics_data.items()[::4]
+    reqs = [Request(topics_data.prompt(t, labels), "m", choices=labels) for t, labels, _ in items]
+    out = run(backend, reqs)
+    right = [c.text == gold for c, (_, _, gold) in zip(out, items)]
+    assert sum(right) / len(right) >= 0.6
+    assert {c.text for c in out} == set(topics_data.LABELS)
 
 
 def test_batch_of_n_returns_n_in_order(backend):

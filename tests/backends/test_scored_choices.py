@@ -54,9 +54,9 @@ def test_each_label_is_scored_whatever_its_order_or_casing(scorer, labels):
         assert math.isclose(sum(c.choice_probs.values()), 1.0, rel_tol=1e-9)
         assert c.choice_probs[c.text] > 0.9 and c.extra["finish_reason"] == "choice"
     # the options are stated in what the model sees; one /completions call per request
-    sent = [e["body"]["messages"][-1]["content"] for e in scorer.log
+    sent = [e["body"]["messages"][0]["content"] for e in scorer.log
             if e["path"] == "/tokenize" and "hint:" in json.dumps(e["body"])]
-    stated = [next(o for o in (labels, labels[::-1]) if text.startswith(options_line(o))) for text in sent]
+    stated = [next(o for o in (labels, labels[::-1]) if text == options_line(o)) for text in sent]
     assert len(sent) == 2 * len(reqs) and stated.count(labels) == stated.count(labels[::-1])  # both orders
     assert sum(e["path"] == "/v1/completions" for e in scorer.log) == len(reqs)
     assert b.describe()["choices"] == "scored"
@@ -66,9 +66,9 @@ def test_usage_counts_the_prompt_once_and_the_label_turn(scorer):
     b = VLLMServerBackend(scorer.url)
     [c] = complete(b, [Request("hint: yes", MODEL, choices=("yes", "no"))])
     from scoring_server import render
-    from hybridnb.core.constraints import with_options
+    from hybridnb.core.constraints import chat_messages
 
-    prompts = [render([{"role": "user", "content": with_options("hint: yes", order)}], True)
+    prompts = [render(chat_messages("hint: yes", order), True)
                for order in (("yes", "no"), ("no", "yes"))]  # scored under both option orders
     assert c.usage.input_tokens == sum(len(p) for p in prompts) and c.extra["orders"] == 2
     assert c.usage.output_tokens == len("yes</assistant>")
@@ -96,7 +96,8 @@ def test_a_server_without_tokenize_falls_back_to_constrained_with_probability_un
     assert r.ok and r.text == "billing" and r.choice_probs is None and r.confidence is None
     body = openai_server.log[-1]["body"]
     assert body["structured_outputs"] == {"choice": ["shipping", "billing"]}
-    assert body["messages"][-1]["content"].startswith(options_line(["shipping", "billing"]))
+    assert body["messages"][0] == {"role": "system", "content": options_line(["shipping", "billing"])}
+    assert body["messages"][-1]["content"] == "Is this about billing?"
     assert hybridnb.ledger().row(0, named=True)["confidence"] is None
     from hybridnb.core.dispatcher import get_dispatcher
 
