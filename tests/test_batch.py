@@ -210,8 +210,10 @@ def test_magic_batches_over_a_namespace_frame(both_routes, hybridnb_home, capsys
         out = ip.user_ns["labeled"]
         assert out["answer"].to_list() == ["cost", "risk"]
         prompts = sorted(sent_prompts(both_routes))  # rows run concurrently: arrival order varies
-        stated = "Answer with exactly one of: risk, cost, other.\n\n"  # the options come first
-        assert prompts[0] == stated + "Which concern does this segment express?\n\na cost issue"
+        assert prompts[0] == "Which concern does this segment express?\n\na cost issue"
+        systems = {e["body"]["messages"][0]["content"] for e in both_routes.log
+                   if e["path"].endswith("/chat/completions")}
+        assert systems == {"Answer with exactly one of: risk, cost, other."}  # options stated to the model
         assert "labeled: %%local batch done: 2/2 rows" in capsys.readouterr().out
         with pytest.raises(UsageError, match="--over nothing_here: no DataFrame variable or DuckDB table"):
             ip.run_cell_magic("local", "--over nothing_here -q", "Q {text}")
