@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .core.secrets import mask_url
 from .errors import ConfigError
 
 ROUTES = ("reason", "local")
@@ -336,27 +336,6 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings({self.public()!r})"
-
-
-_SECRET_PARAM = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|password|secret|sig)=)[^&#]*")
-
-
-def mask_url(url: Any) -> Any:
-    """``url`` with a password (``user:pw@``) and secret query values replaced by ``***``."""
-    if not isinstance(url, str) or not url:
-        return url
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        p = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = p.netloc
-    if "@" in netloc:
-        cred, host = netloc.rsplit("@", 1)
-        user = cred.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in cred else f"***@{host}"
-    return _SECRET_PARAM.sub(r"\1***", urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment)))
 
 
 _ENV_NAMES = (*ENV, "OPENAI_API_KEY")

@@ -168,8 +168,13 @@ def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]
             for n, (_, c) in enumerate(pairs):
                 for k in range(1, len(c)):
                     scores[n] += float(lp[n, k - 1, c[k]])
+    return _pick(tok, reqs, owner, scores, n_in)
+
+
+def _pick(tok: Any, reqs: Sequence[Request], owner, scores: list[float], n_in) -> list[Outcome]:
+    """Each request's best choice from its (request, choice) scores, log-sum-exp over surface variants."""
     by_choice: dict[tuple[int, int], list[float]] = {}
-    for key, val in zip(owner, scores):  # log-sum-exp over surface variants
+    for key, val in zip(owner, scores):
         by_choice.setdefault(key, []).append(val)
     best_lp = {key: logsumexp(vals) for key, vals in by_choice.items()}
     results: list[Outcome] = []

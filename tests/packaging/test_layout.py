@@ -107,3 +107,16 @@ def test_every_subpackage_says_what_it_owns():
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and len(doc.split()) >= 5, f"{init.relative_to(PKG.parent)} has no docstring saying what it owns"
 
+
+def test_modules_and_functions_stay_small():
+    """DESIGN.md: a module over 400 lines or a function over 60 is asking to be split."""
+    too_big = []
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        name = path.relative_to(PKG.parent)
+        if text.count("\n") > 400:
+            too_big.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_big.append(f"{name}:{node.lineno} {node.name}() {node.end_lineno - node.lineno + 1} lines")
+    assert not too_big, "split by responsibility: " + "; ".join(too_big)
