@@ -30,7 +30,7 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def scrub(nb, tmp: str) -> None:
-    """Replace the temporary folder in outputs by a placeholder; drop transient widget ids."""
+    """Write the temporary folder in outputs as `<tmp>`, so saved notebooks carry no local paths."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if "text" in out:
