@@ -42,7 +42,10 @@ def hybridnb_home(tmp_path, monkeypatch):
     home = tmp_path / "hnb-home"
     monkeypatch.setenv("HYBRIDNB_HOME", str(home))
     monkeypatch.chdir(tmp_path)
+    from hybridnb.core import auto
+
     config.session.clear()
+    auto._calibrated.clear()  # a calibrated %%auto threshold is session state too
     reset_dispatcher()
     tracker.reset()
     yield home
