@@ -15,6 +15,7 @@ import polars as pl
 
 from .. import get_dispatcher, get_settings
 from . import _labels, _store
+from ._secondary import secondary_from_words
 from ._reasoning import ask
 from ._stages import answered, evidence, label_asks
 
@@ -54,7 +55,7 @@ def stage_distil(wf) -> int:
 
 
 def _distilled(wf):
-    """Primary from the distilled classifier; secondary from the segment's topic weights (v2 categories)."""
+    """Primary from the distilled classifier; secondary from the segment's own words (:mod:`._secondary`)."""
     idx = wf.sample_index("train")
     texts = wf.texts()
     y, _ = wf.final_train_labels()
@@ -77,7 +78,7 @@ def _distilled(wf):
 
 
 def _frame(wf, prim, conf) -> pl.DataFrame:
-    sec, conf2 = _labels.secondary_from_topics(*wf.topic_weights(), wf.taxonomy(2).topic_map(), prim)
+    sec, conf2 = secondary_from_words(wf.texts(), prim)
     frame = pl.DataFrame({
         "segment_id": wf.segments()["segment_id"].to_numpy(),
         "primary_label": pl.Series(list(prim), dtype=pl.String),
