@@ -86,8 +86,13 @@ def tfidf(texts: list[str], words: list[str], idf: TfidfTransformer | None = Non
 
 
 def over_cluster(n: int, words: int) -> int:
-    """How many NMF components: more than the categories an analyst would keep, fewer than the data supports."""
-    return int(np.clip(n // 40, 8, 48)) if words > 10 else 2
+    """How many NMF components: more than the categories an analyst would keep, fewer than the data supports.
+
+    NMF spends many components on a big theme (one per frequent word), so a small theme only gets its own
+    when there are plenty: one per 25 fitted segments, at most 64 (with 48, a theme of 1 % of the segments
+    shared a component with another small one; with 80, the frequent secondary theme's primary share
+    rose by 0.2 pt to 1.0 pt over — both on 30K runs, seeds 1-2)."""
+    return int(np.clip(n // 25, 8, 64)) if words > 10 else 2
 
 
 @dataclass
