@@ -7,7 +7,7 @@ import functools
 from importlib.metadata import entry_points
 
 from ..errors import BackendUnavailable, ConfigError
-from ._base import Backend
+from ._base import Backend, close_all
 
 _BUILTIN = {
     "openai": "hybridnb.backends._openai:OpenAIBackend",
@@ -60,4 +60,4 @@ def load(name: str) -> type[Backend]:
     return cls
 
 
-__all__ = ["Backend", "available", "load", "register"]
+__all__ = ["Backend", "available", "close_all", "load", "register"]

@@ -98,3 +98,11 @@ class Backend(abc.ABC):
     async def aclose(self) -> None:
         """Release clients, threads or models."""
 
+
+
+async def close_all(backends: list[Backend], timeout_s: float = 5.0) -> None:
+    """Close every backend's clients (a failing or slow one does not stop the others)."""
+    import asyncio
+
+    if backends:
+        await asyncio.wait([asyncio.ensure_future(b.aclose()) for b in backends], timeout=timeout_s)

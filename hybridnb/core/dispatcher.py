@@ -375,7 +375,6 @@ class Dispatcher(Sender):
         return rec
 
 
-
 _dispatcher: Dispatcher | None = None
 _dlock = threading.Lock()
 
@@ -390,7 +389,9 @@ def get_dispatcher() -> Dispatcher:
 
 
 def reset_dispatcher() -> None:
-    """Forget backends, writers and session spend (tests, `%hybridnb reset`)."""
+    """Forget backends, writers and session spend (tests, `%hybridnb reset`); close the old clients."""
     global _dispatcher
     with _dlock:
-        _dispatcher = None
+        old, _dispatcher = _dispatcher, None
+    if old is not None and old._backends:  # an unclosed client's sockets would be closed by GC at any moment
+        run_sync(_backends.close_all(list(old._backends.values())))
