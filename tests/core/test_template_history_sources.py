@@ -40,3 +40,17 @@ def test_without_input_history_the_running_cell_is_cell_0(ns, message):
     with pytest.raises(TemplateError) as e:
         render("{Out[-1]}", ns)
     assert str(e.value) == message
+
+
+def test_field_names_are_the_roots_of_each_field_once_in_order_without_cell_references():
+    from hybridnb.core.template import field_names
+
+    got = field_names("{In[1]} {row.text} {d[0][1]} {a.b.c} {d} {Out[-1]} {row} {e[k].x}")
+    assert got == ["row", "d", "a", "e"]
+
+
+@pytest.mark.parametrize("template", ["{}", "a {0} b", "{1}"])
+def test_an_empty_or_positional_field_gets_one_clear_error(template):
+    with pytest.raises(TemplateError) as e:
+        render(template, {"x": 1})
+    assert str(e.value) == "empty {} in the prompt: name a variable, or write {{ }} for a literal brace"
