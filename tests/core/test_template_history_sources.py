@@ -54,3 +54,19 @@ def test_an_empty_or_positional_field_gets_one_clear_error(template):
     with pytest.raises(TemplateError) as e:
         render(template, {"x": 1})
     assert str(e.value) == "empty {} in the prompt: name a variable, or write {{ }} for a literal brace"
+
+
+@pytest.mark.parametrize("template, ns, message", [
+    ("{b} and {a}", {"a": 1},
+     "{b} is not defined: set a variable named 'b' first (or write {{ }} for literal braces)"),
+    ("{b} and {a}", {},  # the first missing name is the one named
+     "{b} is not defined: set a variable named 'b' first (or write {{ }} for literal braces)"),
+    ("{a", {"a": 1}, "malformed template (expected '}' before end of string); write {{ and }} for literal braces"),
+    ("a}", {}, "malformed template (Single '}' encountered in format string); write {{ and }} for literal braces"),
+    ("{x.y}", {"x": 1}, "cannot fill the prompt: AttributeError: 'int' object has no attribute 'y'"),
+    ("{x[3]}", {"x": [1]}, "cannot fill the prompt: IndexError: list index out of range"),
+])
+def test_a_template_that_cannot_be_filled_says_why(template, ns, message):
+    with pytest.raises(TemplateError) as e:
+        render(template, ns)
+    assert str(e.value) == message
