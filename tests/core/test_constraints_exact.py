@@ -1,10 +1,11 @@
 """``--choices`` / ``json_schema`` parsing, value by value (tests written from surviving mutants, issue 17)."""
 
 import json
+import math
 
 import pytest
 
-from hybridnb.core.constraints import check_choices, load_schema
+from hybridnb.core.constraints import check_choices, combine_orders, load_schema
 from hybridnb.errors import HybridnbError
 
 
@@ -65,3 +66,23 @@ def test_a_bad_schema_file_is_one_error_naming_the_file(tmp_path):
     with pytest.raises(HybridnbError) as e:
         load_schema(arr)
     assert str(e.value) == f"json_schema: {arr} must hold a JSON object"
+
+
+def test_calibration_divides_by_the_content_free_likelihoods_per_order():
+    lps = {"a": math.log(0.6), "b": math.log(0.2)}
+    null = {"a": math.log(0.5), "b": math.log(0.25)}
+    # calibrated: 0.6/0.5 = 1.2 against 0.2/0.25 = 0.8, normalised to 0.6 / 0.4
+    assert combine_orders([lps], [null]) == pytest.approx({"a": 0.6, "b": 0.4})
+    assert combine_orders([lps]) == pytest.approx({"a": 0.75, "b": 0.25})  # no calibration given
+    # a label the content-free prompt did not score is left as it is: 0.6/0.5 = 1.2 against 0.2
+    assert combine_orders([lps], [{"a": math.log(0.5)}]) == pytest.approx({"a": 1.2 / 1.4, "b": 0.2 / 1.4})
+
+
+def test_orders_are_averaged_as_a_geometric_mean_after_each_is_normalised():
+    first = {"a": math.log(0.3), "b": math.log(0.1)}  # 0.75 / 0.25 once normalised
+    second = {"a": math.log(0.05), "b": math.log(0.45)}  # 0.1 / 0.9
+    ga, gb = math.sqrt(0.75 * 0.1), math.sqrt(0.25 * 0.9)
+    assert combine_orders([first, second]) == pytest.approx({"a": ga / (ga + gb), "b": gb / (ga + gb)})
+    # a label impossible under one order is impossible overall
+    got = combine_orders([first, {"a": float("-inf"), "b": math.log(0.5)}])
+    assert got == pytest.approx({"a": 0.0, "b": 1.0})
