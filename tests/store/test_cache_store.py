@@ -1,0 +1,154 @@
+"""The answer cache on its own: what a key depends on, what an answer keeps, how leases are shared
+(a real SQLite file; other owners are real processes). Written from mutants of store/cache.py (issue 17)."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hybridnb.errors import CacheError
+from hybridnb.store.cache import Cache, cache_key, normalise
+from hybridnb.types import Request, Usage
+
+REQ = Request("What is 2+2?", "gpt-4o-mini", system="terse", max_tokens=5, temperature=0.0)
+
+
+def test_a_key_is_a_stable_sha256_of_everything_that_shapes_the_answer():
+    key = cache_key("reason", "openai", "http://127.0.0.1:1/v1", REQ)
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert key == cache_key("reason", "openai", "http://127.0.0.1:1/v1",
+                            Request("What is 2+2?", "gpt-4o-mini", system="terse", max_tokens=5,
+                                    tags={"cell": "7"}))  # tags are not part of the key
+    others = {
+        cache_key("local", "openai", "http://127.0.0.1:1/v1", REQ),
+        cache_key("reason", "vllm", "http://127.0.0.1:1/v1", REQ),
+        cache_key("reason", "openai", "http://127.0.0.1:2/v1", REQ),
+        cache_key("reason", "openai", "http://127.0.0.1:1/v1", Request("What is 2+3?", "gpt-4o-mini",
+                                                                        system="terse", max_tokens=5)),
+        cache_key("reason", "openai", "http://127.0.0.1:1/v1", Request("What is 2+2?", "gpt-4o",
+                                                                        system="terse", max_tokens=5)),
+        cache_key("reason", "openai", "http://127.0.0.1:1/v1", Request("What is 2+2?", "gpt-4o-mini",
+                                                                        system="terse", max_tokens=6)),
+    }
+    assert key not in others and len(others) == 6
+    # no endpoint and an empty endpoint are the same place; a lone surrogate in a prompt still hashes
+    assert cache_key("reason", "openai", None, REQ) == cache_key("reason", "openai", "", REQ)
+    assert len(cache_key("reason", "openai", None, Request("bad \udc80 text", "m"))) == 64
+
+
+def test_an_answer_comes_back_with_its_usage_cost_model_and_label_probabilities(tmp_path):
+    c = Cache(tmp_path)
+    assert c.get("k1") is None and len(c) == 0 and bool(c)  # an empty cache is still a cache
+    c.put("k1", "four", Usage(12, 3, 4), 0.0025, "gpt-4o-mini", {"yes": 0.75, "no": 0.25})
+    c.put("k2", "lone \udc80 surrogate", Usage(1, 2), 0.5, "m")
+    a = c.get("k1")
+    assert (a.text, a.usage, a.cost_usd, a.model, a.probs) == (
+        "four", Usage(12, 3, 4), 0.0025, "gpt-4o-mini", {"yes": 0.75, "no": 0.25})
+    b = c.get("k2")
+    assert (b.text, b.usage, b.cost_usd, b.model, b.probs) == ("lone ? surrogate", Usage(1, 2, 0), 0.5, "m", None)
+    c.put("k1", "five", Usage(1, 1), 0.1, "gpt-4o")  # a newer answer replaces the old one
+    assert (c.get("k1").text, c.get("k1").model, c.get("k1").probs, len(c)) == ("five", "gpt-4o", None, 2)
+    assert Cache(tmp_path).get("k1").text == "five"  # persistent: another instance reads the same file
+
+
+def test_many_answers_are_written_and_read_in_chunks_without_losing_one(tmp_path):
+    c = Cache(tmp_path)
+    keys = [f"key-{i}" for i in range(1203)]
+    c.put_many([])  # nothing to write is not an error
+    c.put_many([(k, f"answer {i}", Usage(i, 1), i / 100, "m") for i, k in enumerate(keys)])
+    assert len(c) == 1203
+    got = c.get_many(keys + ["missing"])
+    assert sorted(got) == sorted(keys)
+    assert all(got[k].text == f"answer {i}" and got[k].usage.input_tokens == i for i, k in enumerate(keys))
+    assert c.get_many([]) == {}
+    assert c.clear() == 1203 and len(c) == 0 and c.get("key-0") is None
+
+
+def _other_process_takes(tmp_path, keys, ttl):
+    code = textwrap.dedent(f"""
+        from hybridnb.store.cache import Cache
+        print(sorted(Cache({str(tmp_path)!r}).acquire({keys!r}, "other", {ttl!r})[0]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_a_lease_of_a_live_owner_is_respected_and_released(tmp_path):
+    c = Cache(tmp_path)
+    keys = [f"k{i}" for i in range(1100)]
+    assert c.acquire([], "me", 60) == (set(), set())
+    mine, held = c.acquire(keys, "me", 60)
+    assert (mine, held) == (set(keys), set())
+    assert c.acquire(keys[:3], "me", 60) == (set(keys[:3]), set())  # my own lease is mine again
+    assert c.acquire(keys + ["free"], "you", 60) == ({"free"}, set(keys))  # every chunk is checked
+    c.release(keys[:1050], "you")  # not yours: nothing is released
+    assert c.acquire(["k0"], "you", 60) == (set(), {"k0"})
+    c.release(keys, "me")
+    assert c.acquire(keys, "you", 60) == (set(keys), set())
+    c.release([], "you")
+
+
+def test_an_expired_lease_or_one_whose_process_is_gone_is_taken_over(tmp_path):
+    c = Cache(tmp_path)
+    assert c.acquire(["old"], "me", -1.0) == ({"old"}, set())  # expired at once
+    assert c.acquire(["old"], "you", 60) == ({"old"}, set())
+    # a lease taken by a process that has exited (same host): its owner is gone
+    assert _other_process_takes(tmp_path, ["orphan"], 600.0) == "['orphan']"
+    assert c.acquire(["orphan"], "me", 60) == ({"orphan"}, set())
+
+
+def test_a_lease_from_another_machine_is_trusted_until_it_expires(tmp_path):
+    c = Cache(tmp_path)
+    c.acquire(["x"], "me", 60)  # creates the tables
+    with sqlite3.connect(tmp_path / "cache.sqlite") as con:  # a kernel on another host sharing the home
+        con.execute("INSERT INTO leases VALUES ('remote', 'them', 1, 'some-other-host', 9e99)")
+        con.execute("INSERT INTO leases VALUES ('remote-no-pid', 'them', NULL, NULL, 9e99)")
+    assert c.acquire(["remote", "remote-no-pid"], "me", 60) == (set(), {"remote", "remote-no-pid"})
+
+
+def test_clear_drops_answers_and_leases(tmp_path):
+    c = Cache(tmp_path)
+    c.put("a", "x", Usage(), 0.0, "m")
+    c.acquire(["a"], "them", 600)
+    assert c.clear() == 1
+    assert c.acquire(["a"], "me", 60) == ({"a"}, set())
+
+
+def test_a_damaged_cache_names_itself_and_is_moved_aside_by_clear(tmp_path, capsys):
+    (tmp_path / "cache.sqlite").write_bytes(b"this is not a database" * 100)
+    c = Cache(tmp_path)
+    with pytest.raises(CacheError) as e:
+        c.get("k")
+    assert str(e.value).startswith(f"the answer cache {tmp_path / 'cache.sqlite'} is damaged or unreadable "
+                                   "(DatabaseError: file is not a database); nothing was sent.")
+    c.release(["k"], "me")  # best effort: no error
+    assert c.clear() == 0
+    aside = [p.name for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1 and aside[0].startswith("cache.sqlite.damaged-")
+    assert f"the damaged cache was moved to {aside[0]}; a fresh cache starts now" in capsys.readouterr().err
+    c.put("k", "fresh", Usage(), 0.0, "m")
+    assert c.get("k").text == "fresh" and len(c) == 1
+
+
+def test_a_cache_from_before_label_probabilities_gains_the_column(tmp_path):
+    with sqlite3.connect(tmp_path / "cache.sqlite") as con:
+        con.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER, "
+                    "output_tokens INTEGER, cached_tokens INTEGER, cost_usd REAL, model TEXT, created REAL)")
+        con.execute("INSERT INTO answers VALUES ('old', 'kept', 1, 2, 0, 0.5, 'm', 0)")
+    c = Cache(tmp_path)
+    assert (c.get("old").text, c.get("old").probs) == ("kept", None)
+    c.put("new", "t", Usage(), 0.0, "m", {"a": 1.0})
+    assert c.get("new").probs == {"a": 1.0}
+
+
+@pytest.mark.parametrize("text, norm", [
+    ("What is  2+2?", "what is 2 2"),
+    ("  Hello, WORLD!!  ", "hello world"),
+    ("naïve café_bar", "naïve café_bar"),  # letters and underscores are word characters
+    ("a\tb\nc", "a b c"),
+])
+def test_normalise_keeps_only_what_a_near_duplicate_may_not_differ_in(text, norm):
+    assert normalise(text) == norm
