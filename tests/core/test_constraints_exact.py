@@ -86,3 +86,8 @@ def test_orders_are_averaged_as_a_geometric_mean_after_each_is_normalised():
     # a label impossible under one order is impossible overall
     got = combine_orders([first, {"a": float("-inf"), "b": math.log(0.5)}])
     assert got == pytest.approx({"a": 0.0, "b": 1.0})
+
+
+def test_an_order_that_rules_out_every_label_leaves_them_equally_likely():
+    none_possible = {"a": float("-inf"), "b": float("-inf"), "c": float("-inf")}
+    assert combine_orders([none_possible]) == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
