@@ -5,6 +5,8 @@
 #   bash scripts/mutation.sh                 # every group in turn
 #   bash scripts/mutation.sh pure cache      # some groups
 #   bash scripts/mutation.sh --summary       # only print the summary of the last runs
+#   bash scripts/mutation.sh --recheck cache # re-run only the group's mutants not killed last time
+#                                            # (after adding tests: the killed ones stay killed)
 #
 # Groups (one mutmut run each; sizes and times in bench/RESULTS.md):
 #   pure    core/pricing.py, core/clock.py, core/template.py, core/constraints.py
@@ -34,9 +36,11 @@ declare -A GROUP=(
 ORDER=(pure cache budget ledger server quality)
 
 summary=0
+recheck=0
 groups=()
 for a in "$@"; do
     if [[ "$a" == "--summary" ]]; then summary=1
+    elif [[ "$a" == "--recheck" ]]; then recheck=1
     elif [[ -n "${GROUP[$a]:-}" ]]; then groups+=("$a")
     else echo "unknown group '$a' (groups: ${ORDER[*]})" >&2; exit 2; fi
 done
@@ -49,8 +53,16 @@ for g in "${groups[@]}"; do
     if [[ $summary == 0 ]]; then
         echo "== mutation group '$g' ($(date -u +%H:%M:%S) UTC)"
         start=$SECONDS
+        if [[ $recheck == 1 ]]; then
+            mapfile -t these < <("$PYTHON" -m mutmut results --all true 2>/dev/null \
+                | "$PYTHON" scripts/mutation_summary.py --names "${these[@]}")
+            echo "   re-running ${#these[@]} mutants not killed last time"
+            [[ ${#these[@]} -gt 0 ]] || continue
+        fi
+        echo "   load: $(cut -d' ' -f1-3 /proc/loadavg)"
         "$PYTHON" -m mutmut run --max-children "$JOBS" "${these[@]}" | tr '\r' '\n' | grep -av '^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] ' || true
-        echo "== group '$g' took $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+        echo "== group '$g' took $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s" \
+             "(load $(cut -d' ' -f1-3 /proc/loadavg))"
     fi
 done
 "$PYTHON" -m mutmut results --all true 2>/dev/null | "$PYTHON" scripts/mutation_summary.py --survivors "${globs[@]}"

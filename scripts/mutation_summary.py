@@ -1,6 +1,10 @@
 """Per-module summary of ``mutmut results --all true`` (read on stdin).
 
-    mutmut results --all true | python scripts/mutation_summary.py [GLOB ...]
+    mutmut results --all true | python scripts/mutation_summary.py [--survivors] [GLOB ...]
+    mutmut results --all true | python scripts/mutation_summary.py --names GLOB ...
+
+``--names`` prints only the names of the mutants not killed (one a line: what
+``mutmut run`` takes to re-check them).
 
 Only mutants whose names match one of the globs are counted (all when none is
 given).  Killed % counts a timeout as killed (the tests hung on the mutant)
@@ -58,8 +62,11 @@ def table(by_module) -> str:
 
 def main(argv: list[str]) -> int:
     show = "--survivors" in argv
-    globs = [a for a in argv if a != "--survivors"]
+    globs = [a for a in argv if a not in ("--survivors", "--names")]
     by_module, alive = parse(sys.stdin, globs)
+    if "--names" in argv:
+        print("\n".join(name for name, _ in alive))
+        return 0
     print(table(by_module))
     if show and alive:
         print("\nnot killed (inspect one with: mutmut show NAME):")
