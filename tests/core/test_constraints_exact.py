@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from hybridnb.core.constraints import check_choices, combine_orders, load_schema
+from hybridnb.core.constraints import (chat_messages, check_choices, combine_orders, load_schema, option_orders,
+                                      options_line, with_options)
 from hybridnb.errors import HybridnbError
 
 
@@ -91,3 +92,30 @@ def test_orders_are_averaged_as_a_geometric_mean_after_each_is_normalised():
 def test_an_order_that_rules_out_every_label_leaves_them_equally_likely():
     none_possible = {"a": float("-inf"), "b": float("-inf"), "c": float("-inf")}
     assert combine_orders([none_possible]) == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+
+
+def test_the_options_are_stated_in_one_exact_sentence_before_the_prompt():
+    assert options_line(["Risk", "Cost", "Other"]) == "Answer with exactly one of: Risk, Cost, Other."
+    assert with_options("Review: fine.", ("pos", "neg")) == "Answer with exactly one of: pos, neg.\n\nReview: fine."
+    assert with_options("Review: fine.", None) == "Review: fine."
+    assert with_options("Review: fine.", ()) == "Review: fine."
+
+
+@pytest.mark.parametrize("system, choices, messages", [
+    (None, None, [{"role": "user", "content": "q"}]),
+    ("be terse", None, [{"role": "system", "content": "be terse"}, {"role": "user", "content": "q"}]),
+    (None, ["a", "b"], [{"role": "system", "content": "Answer with exactly one of: a, b."},
+                        {"role": "user", "content": "q"}]),
+    ("be terse", ["a", "b"], [{"role": "system", "content": "be terse\n\nAnswer with exactly one of: a, b."},
+                              {"role": "user", "content": "q"}]),
+    ("", [], [{"role": "user", "content": "q"}]),
+])
+def test_chat_messages_put_the_options_after_the_callers_system_text(system, choices, messages):
+    assert chat_messages("q", choices, system) == messages
+
+
+@pytest.mark.parametrize("k, starts", [(1, [0]), (2, [0, 1]), (3, [0, 1, 2]), (4, [0, 1, 2, 3]),
+                                       (5, [0, 1, 2, 4]), (8, [0, 2, 4, 6]), (10, [0, 2, 5, 8])])
+def test_option_orders_are_at_most_four_evenly_spaced_rotations_given_order_first(k, starts):
+    opts = [f"o{i}" for i in range(k)]
+    assert option_orders(opts) == [tuple(opts[s:] + opts[:s]) for s in starts]
