@@ -75,6 +75,9 @@ def test_a_partial_price_override_keeps_the_rest_of_the_known_prices():
     own = pricing.token_prices("my-model", {"my-model": {"input": 3.0}})  # unknown model: cached = input, output 0
     assert (own.input, own.output, own.cached_input, own.source) == (3.0, 0.0, 3.0, "override")
     assert pricing.token_prices("my-model", {"my-model": {"output": 4.0}}).input == 0.0
+    kept = pricing.token_prices("gpt-4o-mini", {"gpt-4o-mini": {"input": 0.5}})  # the known output price stays
+    assert (kept.input, kept.output, kept.cached_input) == (0.5, base.output, base.cached_input)
+    assert base.output > 0
 
 
 def test_token_cost_is_exact_per_million_with_cached_input_at_its_own_price():
