@@ -1,0 +1,111 @@
+"""The summary handler's parts on their own: settings fallback, the change signature, the throttle and
+the state cache (real ledger files, no server). Written from mutants of notebook/server/_handlers.py
+(issue 17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hybridnb.notebook.server import _handlers
+from hybridnb.notebook.server._handlers import _fresh, _settings, _signature, compute
+from hybridnb.store.ledger import LedgerWriter, Record
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    _handlers._cache.clear()
+    yield
+    _handlers._cache.clear()
+
+
+def _spend(home: Path, session: str, cost: float) -> None:
+    w = LedgerWriter(home, session=session)
+    w.append(Record(ts=1.0, route="reason", backend="openai", model="gpt-4o-mini", status="ok", cost_usd=cost))
+    w.close()
+
+
+def test_settings_come_from_the_servers_root_dir(ledger_home, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hybridnb.toml").write_text("budget_usd = 2.5\nbudget_per = 'day'\nbudget_warn_fraction = 0.5\n")
+    home, budget, note = _settings(str(root))
+    assert (home, budget, note) == (ledger_home, (2.5, "day", 0.5), "")
+    monkeypatch.chdir(root)
+    assert _settings(None)[1] == (2.5, "day", 0.5)  # no root dir: the working directory's settings
+
+
+def test_unreadable_settings_fall_back_to_the_home_and_say_so(ledger_home, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hybridnb.toml").write_text("budget_usd = = broken")
+    home, budget, note = _settings(str(root))
+    assert (home, budget) == (ledger_home, (None, "session", 0.8))
+    assert note.startswith("settings unreadable: ") and "hybridnb.toml" in note
+    monkeypatch.setenv("HYBRIDNB_HOME", "~/elsewhere")
+    assert _settings(str(root))[0] == Path("~/elsewhere").expanduser()
+
+
+def test_the_signature_changes_with_the_ledger_and_the_kernels_files(tmp_path):
+    assert _signature(tmp_path) == ()  # neither folder exists yet
+    _spend(tmp_path, "s1", 1.0)
+    one = _signature(tmp_path)
+    assert [name for name, _, _ in one] == ["s1.jsonl"]
+    _spend(tmp_path, "s1", 1.0)
+    two = _signature(tmp_path)
+    assert two != one and two[0][1] > one[0][1]  # the same file, grown
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "k.json").write_text("{}")
+    assert [name for name, _, _ in _signature(tmp_path)] == ["s1.jsonl", "k.json"]
+
+
+@pytest.mark.parametrize("age, took, same, fresh", [
+    (29.9, 0.0, True, True), (30.0, 0.0, True, False),  # unchanged: re-read after IDLE_TTL_S
+    (1.9, 0.0, False, True), (2.0, 0.0, False, False),  # changed: after BUSY_MIN_S ...
+    (4.9, 1.0, False, True), (5.0, 1.0, False, False),  # ... or BUSY_FACTOR x the last build time
+])
+def test_the_throttle_boundaries(monkeypatch, age, took, same, fresh):
+    monkeypatch.setattr(_handlers, "IDLE_TTL_S", 30.0)
+    monkeypatch.setattr(_handlers, "BUSY_MIN_S", 2.0)
+    monkeypatch.setattr(_handlers, "BUSY_FACTOR", 5.0)
+    entry = (100.0, took, ("sig",), {})
+    assert _fresh(entry, ("sig",) if same else ("other",), 100.0 + age) is fresh
+
+
+def test_compute_serves_a_cached_state_until_the_ledger_changes(ledger_home):
+    budget, scope = (None, "session", 0.8), {"kernel": None, "notebook": None}
+    _spend(ledger_home, "s1", 1.0)
+    first = compute(ledger_home, budget, "", scope, {})
+    assert first["all"]["cost_usd"] == 1.0 and first["note"] == ""
+    assert compute(ledger_home, budget, "", scope, {}) is first  # unchanged ledger: the same state
+    assert compute(ledger_home, budget, "", scope, {}, fresh=True) is not first
+    _spend(ledger_home, "s2", 2.0)
+    assert compute(ledger_home, budget, "", scope, {})["all"]["cost_usd"] == 3.0
+    other = compute(ledger_home, budget, "", {"kernel": "k", "notebook": None}, {})
+    assert other is not compute(ledger_home, budget, "", scope, {})  # one cache entry per scope
+
+
+def test_a_settings_note_is_appended_to_the_states_own_note(ledger_home):
+    budget, scope = (None, "session", 0.8), {"kernel": None, "notebook": None}
+    s = compute(ledger_home, budget, "settings unreadable: x", scope, {})
+    assert s["note"].endswith("; settings unreadable: x") and len(s["note"]) > len("; settings unreadable: x")
+    _spend(ledger_home, "s1", 1.0)
+    assert compute(ledger_home, budget, "settings unreadable: x", scope, {}, fresh=True)["note"] \
+        == "settings unreadable: x"
+
+
+def test_an_unreadable_ledger_gives_an_empty_state_that_says_why(tmp_path):
+    home = tmp_path / "home"
+    (home / "ledger").mkdir(parents=True)
+    (home / "ledger" / "x.jsonl").mkdir()  # a folder where a live file should be: cannot be read
+    s = compute(home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
+    assert s["note"].startswith("ledger unreadable: ") and s["all"]["cost_usd"] == 0
+
+
+def test_the_state_cache_is_bounded(ledger_home):
+    budget = (None, "session", 0.8)
+    for i in range(70):
+        compute(ledger_home, budget, "", {"kernel": f"k{i}", "notebook": None}, {})
+        assert len(_handlers._cache) <= 65
+    assert len(_handlers._cache) < 70
