@@ -69,3 +69,20 @@ def test_compute_rates(hybridnb_home, monkeypatch):
                           "local.power_kw": 1.0}).route("local")
     assert pricing.compute_rate_per_hour(owned, "vllm") == pytest.approx(1.5 + 0.15)
     assert pricing.compute_cost(1800, 6.0) == 3.0
+
+
+def test_the_clock_forgets_change_points_no_call_in_flight_can_need():
+    clock = HeldClock()
+    for i in range(1000):  # a long session of one call at a time
+        tok = clock.start(float(i))
+        assert clock.finish(tok, i + 0.5) == 0.5
+    assert len(clock._events) <= 2  # not one per call: an idle clock keeps only its last change point
+    a = clock.start(2000.0)
+    for i in range(500):  # one long call while many short ones come and go
+        tok = clock.start(2001.0 + i)
+        clock.finish(tok, 2001.5 + i)
+    assert len(clock._events) <= 1002
+    b = clock.start(2600.0)
+    assert clock.finish(a, 2700.0) == pytest.approx(700.0 - 500 * 0.25 - 100 / 2)  # halves while shared
+    assert len(clock._events) <= 3  # only what b, still in flight, can need
+    assert clock.finish(b, 2800.0) == pytest.approx(50.0 + 100.0)
