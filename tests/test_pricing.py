@@ -86,3 +86,17 @@ def test_the_clock_forgets_change_points_no_call_in_flight_can_need():
     assert clock.finish(a, 2700.0) == pytest.approx(700.0 - 500 * 0.25 - 100 / 2)  # halves while shared
     assert len(clock._events) <= 3  # only what b, still in flight, can need
     assert clock.finish(b, 2800.0) == pytest.approx(50.0 + 100.0)
+
+
+def test_a_call_starting_at_the_instant_another_ends_shares_nothing_with_it():
+    clock = HeldClock()
+    a = clock.start(0.0)
+    b = clock.start(10.0)  # while a runs
+    c = clock.start(20.0)
+    assert clock.finish(a, 20.0) == pytest.approx(10.0 + 10.0 / 2)  # c started at this very instant
+    assert clock.finish(b, 30.0) == pytest.approx(10.0 / 2 + 10.0 / 2)
+    assert clock.finish(c, 40.0) == pytest.approx(10.0 / 2 + 10.0)
+    d = clock.start(50.0)
+    e = clock.start(60.0)  # the only call left in flight starts at the instant d ends
+    assert clock.finish(d, 60.0) == pytest.approx(10.0)
+    assert clock.finish(e, 70.0) == pytest.approx(10.0)
