@@ -100,3 +100,12 @@ def test_a_call_starting_at_the_instant_another_ends_shares_nothing_with_it():
     e = clock.start(60.0)  # the only call left in flight starts at the instant d ends
     assert clock.finish(d, 60.0) == pytest.approx(10.0)
     assert clock.finish(e, 70.0) == pytest.approx(10.0)
+
+
+def test_owned_hardware_needs_both_price_and_lifetime_and_power_is_optional(hybridnb_home, monkeypatch):
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPU_HOUR_USD", "3")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPUS", "2")
+    no_price = get_settings({"local.lifetime_hours": 20000, "local.power_kw": 1.0}).route("local")
+    assert pricing.compute_rate_per_hour(no_price, "vllm") == 6.0  # rented: 2 GPUs x $3
+    no_power = get_settings({"local.hardware_usd": 30000, "local.lifetime_hours": 20000}).route("local")
+    assert pricing.compute_rate_per_hour(no_power, "vllm") == 1.5  # amortised only: no power figure, no power cost
