@@ -1,6 +1,7 @@
 """The answer cache on its own: what a key depends on, what an answer keeps, how leases are shared
 (a real SQLite file; other owners are real processes). Written from mutants of store/cache.py (issue 17)."""
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -126,8 +127,9 @@ def test_a_damaged_cache_names_itself_and_is_moved_aside_by_clear(tmp_path, caps
                                    "(DatabaseError: file is not a database); nothing was sent.")
     c.release(["k"], "me")  # best effort: no error
     assert c.clear() == 0
-    aside = [p.name for p in tmp_path.iterdir() if ".damaged-" in p.name]
-    assert len(aside) == 1 and aside[0].startswith("cache.sqlite.damaged-")
+    aside = sorted(p.name for p in tmp_path.iterdir() if ".damaged-" in p.name)
+    assert len(aside) == 1 and re.fullmatch(r"cache\.sqlite\.damaged-\d{8}T\d{6}", aside[0])
+    assert (tmp_path / aside[0]).read_bytes() == b"this is not a database" * 100  # kept for a look
     assert f"the damaged cache was moved to {aside[0]}; a fresh cache starts now" in capsys.readouterr().err
     c.put("k", "fresh", Usage(), 0.0, "m")
     assert c.get("k").text == "fresh" and len(c) == 1
