@@ -109,3 +109,10 @@ def test_owned_hardware_needs_both_price_and_lifetime_and_power_is_optional(hybr
     assert pricing.compute_rate_per_hour(no_price, "vllm") == 6.0  # rented: 2 GPUs x $3
     no_power = get_settings({"local.hardware_usd": 30000, "local.lifetime_hours": 20000}).route("local")
     assert pricing.compute_rate_per_hour(no_power, "vllm") == 1.5  # amortised only: no power figure, no power cost
+
+
+@pytest.mark.parametrize("gpus, rate", [("0.5", 1.5), ("0", 0.0)])
+def test_rented_rate_is_per_gpu_held(hybridnb_home, monkeypatch, gpus, rate):
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPU_HOUR_USD", "3")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPUS", gpus)
+    assert pricing.compute_rate_per_hour(get_settings().route("local"), "vllm") == rate
