@@ -1,0 +1,85 @@
+"""The budget's parts on their own: scopes and their labels, the guard's arithmetic (spend read from a
+real ledger), the refusal message, and the worst case of a compute-priced chunk. Written from mutants of
+core/budget.py (issue 17)."""
+
+import threading
+
+import pytest
+
+from hybridnb.core.budget import Guard, Scope, make_scope
+from hybridnb.errors import BudgetExceeded
+from hybridnb.store.ledger import LedgerWriter, Record
+
+
+@pytest.mark.parametrize("per, notebook, scope, label", [
+    ("session", "a.ipynb", Scope("session", "s1", "a.ipynb"), "this session"),
+    ("notebook", "a.ipynb", Scope("notebook", "s1", "a.ipynb"), "notebook a.ipynb"),
+    ("notebook", None, Scope("session", "s1", ""), "this session"),  # outside a notebook: the session
+    ("notebook", "", Scope("session", "s1", ""), "this session"),
+    ("day", None, Scope("day", "s1", ""), "today"),
+    ("total", "b.ipynb", Scope("total", "s1", "b.ipynb"), "in total"),
+])
+def test_scopes_and_how_they_read(per, notebook, scope, label):
+    got = make_scope(per, "s1", notebook)
+    assert got == scope and got.label == label
+
+
+def _spend(home, session, *costs, notebook=""):
+    w = LedgerWriter(home, session=session)
+    w.extend([Record(ts=1.0 + i, route="reason", backend="openai", model="m", status="ok", cost_usd=c,
+                     notebook=notebook) for i, c in enumerate(costs)])
+    w.close()
+
+
+def test_a_guard_counts_its_scopes_ledger_rows_and_what_it_settles(tmp_path):
+    _spend(tmp_path, "s1", 0.25, 0.5)
+    _spend(tmp_path, "s2", 4.0)
+    g = Guard(tmp_path, Scope("session", "s1"))
+    assert (g.base, g.own, g.reserved, g.in_flight, g.spent) == (0.0, 0.0, 0.0, 0, 0.0)
+    assert g.refresh() == 0.75 and g.spent == 0.75
+    assert Guard(tmp_path, Scope("total", "s1")).refresh() == 4.75
+    assert g.reserve(0.25, 1.0) and (g.reserved, g.in_flight) == (0.25, 1)
+    assert g.fits(0.0, 1.0) and not g.fits(0.125, 1.0)  # 0.75 spent + 0.25 reserved: the boundary fits
+    assert not g.reserve(0.125, 1.0) and (g.reserved, g.in_flight) == (0.25, 1)  # refused: nothing held
+    assert g.reserve(0.125, 1.0, force=True) and (g.reserved, g.in_flight) == (0.375, 2)  # --force holds too
+    assert g.reserve(5.0, None) and g.reserved == 5.375  # no budget: always held
+    g.settle(0.25, 0.0625)
+    assert (g.reserved, g.in_flight, g.own, g.spent) == (5.125, 2, 0.0625, 0.8125)
+    g.settle(100.0, 0.0)
+    g.settle(100.0, 0.0)
+    g.settle(100.0, 0.0)
+    assert (g.reserved, g.in_flight) == (0.0, 0)  # never below zero
+    _spend(tmp_path, "s1", 1.0)
+    assert g.refresh() == 1.75 and g.own == 0.0 and g.spent == 1.75  # the ledger now holds what was settled
+
+
+def test_the_refusal_says_what_is_spent_reserved_and_asked_for(tmp_path):
+    _spend(tmp_path, "s1", 0.5, notebook="nb.ipynb")
+    g = Guard(tmp_path, Scope("notebook", "s1", "nb.ipynb"))
+    g.refresh()
+    e = g.refusal(1.0, 0.75)
+    assert isinstance(e, BudgetExceeded)
+    assert str(e) == ("budget exceeded: spent $0.5000 notebook nb.ipynb of $1.00; this call may cost up to "
+                      "$0.7500. Raise it with `%hybridnb budget <usd>`, lower --max-tokens, move the work to "
+                      "%%local, or pass --force.")
+    g.reserve(0.25, None)
+    assert str(g.refusal(1.0, 2.0, "this batch")).startswith(
+        "budget exceeded: spent $0.5000 notebook nb.ipynb + $0.2500 reserved by calls in flight of $1.00; "
+        "this batch may cost up to $2.00.")
+
+
+def test_reservations_from_many_threads_never_overshoot(tmp_path):
+    g = Guard(tmp_path, Scope("session", "s1"))
+    held = []
+
+    def take():
+        for _ in range(200):
+            if g.reserve(0.5, 50.0):
+                held.append(1)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(held) == 100 and g.reserved == 50.0 and g.in_flight == 100
