@@ -5,8 +5,8 @@
 #   bash scripts/mutation.sh                 # every group in turn
 #   bash scripts/mutation.sh pure cache      # some groups
 #   bash scripts/mutation.sh --summary       # only print the summary of the last runs
-#   bash scripts/mutation.sh --recheck cache # re-run only the group's mutants not killed last time
-#                                            # (after adding tests: the killed ones stay killed)
+#   bash scripts/mutation.sh --recheck cache # run only the group's mutants not killed (or not run) last
+#                                            # time: after adding tests, or to finish a stopped run
 #
 # Groups (one mutmut run each; sizes and times in bench/RESULTS.md):
 #   pure    core/pricing.py, core/clock.py, core/template.py, core/constraints.py
@@ -56,7 +56,7 @@ for g in "${groups[@]}"; do
         if [[ $recheck == 1 ]]; then
             mapfile -t these < <("$PYTHON" -m mutmut results --all true 2>/dev/null \
                 | "$PYTHON" scripts/mutation_summary.py --names "${these[@]}")
-            echo "   re-running ${#these[@]} mutants not killed last time"
+            echo "   re-running ${#these[@]} mutants not killed (or not run) last time"
             [[ ${#these[@]} -gt 0 ]] || continue
         fi
         echo "   load: $(cut -d' ' -f1-3 /proc/loadavg)"

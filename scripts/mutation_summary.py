@@ -3,8 +3,8 @@
     mutmut results --all true | python scripts/mutation_summary.py [--survivors] [GLOB ...]
     mutmut results --all true | python scripts/mutation_summary.py --names GLOB ...
 
-``--names`` prints only the names of the mutants not killed (one a line: what
-``mutmut run`` takes to re-check them).
+``--names`` prints only the names of the mutants not killed or not run yet (one a
+line: what ``mutmut run`` takes to re-check them or to finish an interrupted run).
 
 Only mutants whose names match one of the globs are counted (all when none is
 given).  Killed % counts a timeout as killed (the tests hung on the mutant)
@@ -35,7 +35,7 @@ def parse(lines, globs=()):
             continue
         module = re.split(r"\.x_|\.xǁ", name, maxsplit=1)[0]
         by_module[module][status if status in _COLS else "other"] += 1
-        if status in ("survived", "no tests"):
+        if status in ("survived", "no tests", "not checked"):
             alive.append((name, status))
     return by_module, alive
 
@@ -68,6 +68,7 @@ def main(argv: list[str]) -> int:
         print("\n".join(name for name, _ in alive))
         return 0
     print(table(by_module))
+    alive = [(n, s) for n, s in alive if s != "not checked"]
     if show and alive:
         print("\nnot killed (inspect one with: mutmut show NAME):")
         for name, status in alive:
