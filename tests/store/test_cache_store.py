@@ -104,10 +104,15 @@ def test_an_expired_lease_or_one_whose_process_is_gone_is_taken_over(tmp_path):
 def test_a_lease_from_another_machine_is_trusted_until_it_expires(tmp_path):
     c = Cache(tmp_path)
     c.acquire(["x"], "me", 60)  # creates the tables
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(gone.stdout)  # a process id no longer in use here: on another host it means nothing
     with sqlite3.connect(tmp_path / "cache.sqlite") as con:  # a kernel on another host sharing the home
-        con.execute("INSERT INTO leases VALUES ('remote', 'them', 1, 'some-other-host', 9e99)")
+        con.execute("INSERT INTO leases VALUES ('remote', 'them', ?, 'some-other-host', 9e99)", (pid,))
         con.execute("INSERT INTO leases VALUES ('remote-no-pid', 'them', NULL, NULL, 9e99)")
-    assert c.acquire(["remote", "remote-no-pid"], "me", 60) == (set(), {"remote", "remote-no-pid"})
+        con.execute("INSERT INTO leases VALUES ('remote-expired', 'them', ?, 'some-other-host', 1.0)", (pid,))
+    assert c.acquire(["remote", "remote-no-pid", "remote-expired"], "me", 60) == (
+        {"remote-expired"}, {"remote", "remote-no-pid"})
 
 
 def test_clear_drops_answers_and_leases(tmp_path):
