@@ -9,6 +9,7 @@ process: greedy constrained decoding (what ``--choices`` did before scoring).
     python bench/bench_choices.py                      # embedded (SmolLM2-135M on the CPU)
     python bench/bench_choices.py --backend vllm --base-url http://127.0.0.1:8000/v1 --baseline
     python bench/bench_choices.py --sets 4             # every review with every label set (416 items)
+    python bench/bench_choices.py --data topics        # the held-out 60 headlines, three topics
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import choices_data  # noqa: E402
+import topics_data  # noqa: E402
 
 from hybridnb.types import Request  # noqa: E402
 
@@ -44,6 +46,30 @@ def ece(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
     return out
 
 
+def auc(pos: list[float], neg: list[float]) -> float | None:
+    """P(a random positive scores above a random negative), ties half."""
+    if not pos or not neg:
+        return None
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def separation(items, comps) -> float | None:
+    """Macro one-vs-rest AUC of each class's probability: how well the scores separate the classes,
+    whatever threshold or prior correction; 0.5 = not at all (for two classes: the margin's AUC)."""
+    classes = sorted({g.lower() for _, _, g in items})
+    aucs = []
+    for k in classes:
+        pos, neg = [], []
+        for (_, labels, gold), c in zip(items, comps):
+            spelled = next(lab for lab in labels if lab.lower() == k)
+            if c.choice_probs and spelled in c.choice_probs:
+                (pos if gold.lower() == k else neg).append(c.choice_probs[spelled])
+        a = auc(pos, neg)
+        if a is not None:
+            aucs.append(a)
+    return sum(aucs) / len(aucs) if aucs else None
+
+
 def make_backend(name: str, args, mode: str | None = None):
     if name == "embedded":
         from hybridnb.backends._embedded import EmbeddedBackend
@@ -55,11 +81,17 @@ def make_backend(name: str, args, mode: str | None = None):
     return b, args.model or b.discover_model()
 
 
-async def run(backend, model: str, items, style: str = "question") -> tuple[list, list[float]]:
+def prompt_for(data: str, style: str):
+    if data == "topics":
+        return topics_data.prompt
+    return lambda text, labels: choices_data.prompt(text, labels, style)
+
+
+async def run(backend, model: str, items, make_prompt) -> tuple[list, list[float]]:
     comps, per_item = [], []
     for k in range(0, len(items), CHUNK):
         chunk = items[k:k + CHUNK]
-        reqs = [Request(choices_data.prompt(text, labels, style), model, max_tokens=8, choices=labels)
+        reqs = [Request(make_prompt(text, labels), model, max_tokens=8, choices=labels)
                 for text, labels, _ in chunk]
         t0 = time.perf_counter()
         comps += await backend.complete(reqs)
@@ -79,12 +111,13 @@ def report(name: str, items, comps, per_item) -> dict:
     r = {"name": name, "n": len(items), "accuracy": sum(right) / len(items), "errors": errors,
          "median_s_per_item": statistics.median(per_item),
          "by_set": {"/".join(k): sum(v) / len(v) for k, v in by_set.items()},
-         "answers": {lab: sum(c.text.lower() == lab for c in comps) for lab in ("positive", "negative")}}
+         "answers": {lab: sum(c.text.lower() == lab for c in comps)
+                     for lab in sorted({g.lower() for _, _, g in items})}}
     if known:
         rc = [p for p, ok in known if ok]
         wc = [p for p, ok in known if not ok]
         r.update(conf_right=statistics.mean(rc) if rc else None, conf_wrong=statistics.mean(wc) if wc else None,
-                 ece=ece(known), with_probs=len(known))
+                 ece=ece(known), with_probs=len(known), auc=separation(items, comps))
     return r
 
 
@@ -96,7 +129,8 @@ def show(r: dict, base: dict | None = None) -> None:
     if "ece" in r:
         gap = None if r["conf_wrong"] is None or r["conf_right"] is None else r["conf_right"] - r["conf_wrong"]
         print(f"mean confidence right {f(r['conf_right'])} wrong {f(r['conf_wrong'])} (gap {f(gap)}) "
-              f"ECE {r['ece']:.3f} over {r['with_probs']} answers with probabilities")
+              f"ECE {r['ece']:.3f} over {r['with_probs']} answers with probabilities; "
+              f"class separation (one-vs-rest AUC) {f(r['auc'])}")
     else:
         print("no probabilities (constrained decoding)")
     line = f"median {r['median_s_per_item'] * 1000:.1f} ms/item"
@@ -115,14 +149,17 @@ def main(argv=None) -> None:
     ap.add_argument("--baseline", action="store_true", help="vllm: also greedy constrained decoding")
     ap.add_argument("--style", default="question", choices=["question", "classify"],
                     help="prompt wording (see choices_data.prompt)")
+    ap.add_argument("--data", default="reviews", choices=["reviews", "topics"],
+                    help="reviews (choices_data.py) or the held-out three-topic headlines (topics_data.py)")
     args = ap.parse_args(argv)
-    items = choices_data.items(args.sets or None)
+    items = choices_data.items(args.sets or None) if args.data == "reviews" else topics_data.items()
     results = []
     modes = ["score"] + (["constrained"] if args.baseline and args.backend == "vllm" else [])
     for mode in modes:
         backend, model = make_backend(args.backend, args, mode)
-        comps, per_item = asyncio.run(run(backend, model, items, args.style))
-        results.append(report(f"{args.backend} {mode} ({model}, {args.style} prompt)", items, comps, per_item))
+        comps, per_item = asyncio.run(run(backend, model, items, prompt_for(args.data, args.style)))
+        results.append(report(f"{args.backend} {mode} ({model}, {args.data}, {args.style} prompt)",
+                              items, comps, per_item))
     base = results[1] if len(results) > 1 else None
     for r in results:
         show(r, base if r is not base else None)

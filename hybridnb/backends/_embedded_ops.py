@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from ..types import Request
-from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders
+from ..core.constraints import (NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders,
+                                prefix_free)
 from ..errors import InvalidAnswer
 
 Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]
@@ -71,7 +72,7 @@ MAX_PAIRS = 24
 
 
 def score_choices(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
-    """Pick, for each request, the choice whose tokens (+ end of turn) are most likely.
+    """Pick, for each request, the choice whose tokens are most likely (:func:`_label_scores`).
 
     The options are stated in the prompt; each request is scored once per option order
     (:func:`option_orders`), calibrated by the content-free prompt in the same order
@@ -147,7 +148,7 @@ def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]
         first = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                       **_last_logits_only(model))
         first_lp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)
-        scores = [float(first_lp[i, cont[0]]) for i, cont in pairs]
+        token_lps = [[float(first_lp[i, cont[0]])] for i, cont in pairs]
         width = max(len(c) for _, c in pairs) - 1
         if width > 0:
             idx = torch.tensor([i for i, _ in pairs])
@@ -166,9 +167,19 @@ def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]
             )
             lp = torch.log_softmax(second.logits.float(), dim=-1)
             for n, (_, c) in enumerate(pairs):
-                for k in range(1, len(c)):
-                    scores[n] += float(lp[n, k - 1, c[k]])
+                token_lps[n] += [float(lp[n, k - 1, c[k]]) for k in range(1, len(c))]
+    scores = _label_scores(reqs, owner, pairs, token_lps)
     return _pick(tok, reqs, owner, scores, n_in)
+
+
+def _label_scores(reqs, owner, pairs, token_lps) -> list[float]:
+    """Each pair's score: its label tokens' log-probabilities, plus the end of turn only when
+    a request's labels are not prefix-free (:func:`prefix_free`)."""
+    tokens: dict[int, dict[str, list]] = {}
+    for (i, j), (_, c) in zip(owner, pairs):
+        tokens.setdefault(i, {}).setdefault(reqs[i].choices[j], []).append(c[:-1])
+    free = {i: prefix_free(t) for i, t in tokens.items()}
+    return [sum(lps[:-1]) if free[i] else sum(lps) for (i, _), lps in zip(owner, token_lps)]
 
 
 def _pick(tok: Any, reqs: Sequence[Request], owner, scores: list[float], n_in) -> list[Outcome]:

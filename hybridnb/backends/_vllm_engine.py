@@ -154,15 +154,18 @@ class VLLMEngineBackend(Backend):
         sys_msgs = [{"role": "system", "content": r.system}] if r.system else []
         probe = sys_msgs + [{"role": "user", "content": score.PROBE_USER}]
         gen = score.as_ids(tok.apply_chat_template(probe, add_generation_prompt=True, tokenize=True))
-        conts = {v: score.continuation(gen, score.as_ids(tok.apply_chat_template(
-            probe + [{"role": "assistant", "content": v}], add_generation_prompt=False, tokenize=True)))
-            for c in r.choices or () for v in score.variants(c)}
+        def turn(v: str) -> list[int] | None:
+            return score.continuation(gen, score.as_ids(tok.apply_chat_template(
+                probe + [{"role": "assistant", "content": v}], add_generation_prompt=False, tokenize=True)))
+
+        conts = {v: turn(v) for c in r.choices or () for v in score.variants(c)}
         if any(c is None for c in conts.values()):
             return None
         prefixes = [score.as_ids(tok.apply_chat_template(score.messages(q, order), add_generation_prompt=True,
                                                          tokenize=True))
                     for q in (r, score.null_request(r)) for order in score.orders(r)]
-        prompts, spans = score.plan(r, prefixes, conts)  # the prompt's orders, then the content-free ones
+        # the prompt's orders, then the content-free ones; labels scored without the end of turn
+        prompts, spans = score.plan(r, prefixes, conts, score.scored_lengths(r, conts, turn("")))
         return prompts, spans, sum(len(p) for p in prefixes[:len(prefixes) // 2]), conts
 
     def _sampling(self, vllm: Any, r: Request) -> Any:

@@ -2,9 +2,10 @@
 
 For one request with labels ``L``: the chat-templated prompt (options stated in
 it) is tokenized once; each label variant (as given, Capitalised, lower case)
-becomes the assistant turn's tokens *including the end of the turn*, found as
-the difference between ``[user, assistant=variant]`` and the generation prompt
-for a fixed user text.  The prompt logprobs of ``prompt + variant`` (one
+becomes the assistant turn's tokens, found as the difference between
+``[user, assistant=variant]`` and the generation prompt for a fixed user text;
+the end of the turn (the continuation of an empty answer) is left out of the
+score when the labels are prefix-free.  The prompt logprobs of ``prompt + variant`` (one
 prefill each, a shared prefix) give the variant's log-likelihood; a label's score
 is the log-sum-exp over its variants; this is done for each order of the stated
 options (rotations) and the orders' probabilities are averaged, so the listing
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders
+from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders, prefix_free
 from ..types import Request
 
 #: fixed user text used to find the assistant turn's tokens for a label
@@ -48,9 +49,22 @@ def continuation(gen_prompt: Sequence[int], full: Sequence[int]) -> list[int] | 
     return list(full[n:])
 
 
-def plan(r: Request, prefixes: Sequence[Sequence[int]], conts: Mapping[str, Sequence[int]]
-         ) -> tuple[list[list[int]], list[tuple[int, str, int, int]]]:
-    """Token prompts to score and, per prompt, (order, label, start, length) of the label tokens.
+def scored_lengths(r: Request, conts: Mapping[str, Sequence[int]], end: Sequence[int] | None) -> dict[str, int]:
+    """Variant → how many of its continuation tokens to score: the label's own tokens when every
+    continuation ends with the end-of-turn tokens ``end`` (the continuation of an empty answer)
+    and the labels are prefix-free (:func:`~hybridnb.core.constraints.prefix_free`); else all."""
+    full = {v: len(c) for v, c in conts.items()}
+    n = len(end or ())
+    if not n or any(len(c) <= n or list(c[-n:]) != list(end) for c in conts.values()):
+        return full
+    own = {label: [list(conts[v][:-n]) for v in variants(label)] for label in r.choices or ()}
+    return {v: len(c) - n for v, c in conts.items()} if prefix_free(own) else full
+
+
+def plan(r: Request, prefixes: Sequence[Sequence[int]], conts: Mapping[str, Sequence[int]],
+         lengths: Mapping[str, int] | None = None) -> tuple[list[list[int]], list[tuple[int, str, int, int]]]:
+    """Token prompts to score and, per prompt, (order, label, start, length) of the scored tokens
+    (``lengths[variant]``, default the whole continuation).
 
     ``prefixes`` holds the templated prompt for each option order (:func:`option_orders`)."""
     prompts: list[list[int]] = []
@@ -60,7 +74,7 @@ def plan(r: Request, prefixes: Sequence[Sequence[int]], conts: Mapping[str, Sequ
             for v in variants(label):
                 cont = list(conts[v])
                 prompts.append(list(prefix) + cont)
-                spans.append((k, label, len(prefix), len(cont)))
+                spans.append((k, label, len(prefix), lengths[v] if lengths else len(cont)))
     return prompts, spans
 
 

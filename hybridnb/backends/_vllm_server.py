@@ -272,11 +272,12 @@ class VLLMServerBackend(OpenAIBackend):
             nulls = [] if null_key in self._nulls else await self._prefixes(score.null_request(r))
             conts = {v: await self._continuation(r.model, r.system, v)
                      for c in r.choices or () for v in score.variants(c)}
+            end = await self._continuation(r.model, r.system, "")
         except errors.HybridnbError as e:
             return Completion("", Usage(), started, time.time(), error=e, billed=False)
         if any(c is None for c in conts.values()):
             raise _NoScoring("the chat template does not extend its generation prompt with the answer")
-        prompts, spans = score.plan(r, prefixes + nulls, conts)
+        prompts, spans = score.plan(r, prefixes + nulls, conts, score.scored_lengths(r, conts, end))
         try:
             resp = await self.client.completions.create(model=r.model, prompt=prompts, max_tokens=1,
                                                         temperature=0, extra_body={"prompt_logprobs": 0})

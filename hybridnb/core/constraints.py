@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import HybridnbError
 
@@ -88,6 +88,18 @@ def option_orders(choices: Iterable[str]) -> list[tuple[str, ...]]:
     k = len(opts)
     starts = sorted({round(i * k / min(k, MAX_ORDERS)) % k for i in range(min(k, MAX_ORDERS))})
     return [opts[s:] + opts[:s] for s in starts]
+
+
+def prefix_free(tokens_by_label: Mapping[str, Iterable[Sequence[int]]]) -> bool:
+    """True when no label's tokens (any surface variant) begin another label's tokens.
+
+    Then a label can be scored by its own tokens alone, without the end of the turn
+    after it: on two balanced sets SmolLM2-135M went from 0.558 to 0.587 (104 reviews)
+    and from 0.833 to 0.967 (60 headlines) (bench/RESULTS.md, "Closed-set answers").
+    Otherwise ("yes" and "yes, partly") the end of turn is what tells them apart.
+    """
+    seqs = [(label, tuple(t)) for label, variants in tokens_by_label.items() for t in variants]
+    return not any(a != b and len(x) <= len(y) and y[:len(x)] == x for a, x in seqs for b, y in seqs)
 
 
 #: the content-free prompt whose label likelihoods calibrate the real ones

@@ -13,7 +13,7 @@ import pytest
 import hybridnb
 from hybridnb.backends import _logprobs
 from hybridnb.backends._vllm_server import VLLMServerBackend
-from hybridnb.core.constraints import choice_probs, logsumexp, options_line
+from hybridnb.core.constraints import choice_probs, logsumexp, options_line, prefix_free
 from hybridnb.types import Request
 
 from scoring_server import MODEL, ScoringServer
@@ -125,3 +125,20 @@ def test_probability_helpers():
     assert logsumexp([]) == float("-inf")
     p = choice_probs({"a": -1000.0, "b": -1001.0})
     assert p["a"] == pytest.approx(1 / (1 + math.exp(-1))) and sum(p.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("labels, end_scored", [(("yes", "no"), False), (("yes", "yesterday"), True)])
+def test_the_end_of_turn_is_scored_only_when_a_label_begins_another(scorer, labels, end_scored):
+    b = VLLMServerBackend(scorer.url)
+    [c] = complete(b, [Request("hint: yes", MODEL, choices=labels)])
+    assert c.text == "yes"
+    tokens = len("yes") + (len("</assistant>") if end_scored else 0)  # one token per character
+    # the label's own tokens (variants "yes" and "Yes" both match the hint: log-sum-exp adds log 2)
+    assert c.extra["choice_logprobs"]["yes"] == pytest.approx(-0.01 * tokens + math.log(2))
+
+
+def test_prefix_free_label_tokens():
+    assert prefix_free({"positive": [[1, 2]], "negative": [[3], [4, 2]]})
+    assert not prefix_free({"yes": [[5]], "yes, partly": [[5, 6, 7]]})
+    assert prefix_free({"yes": [[5], [5, 9]]})  # one label's own variants may share tokens
+    assert not prefix_free({"a": [[1, 2]], "b": [[1, 2]]})  # identical tokens cannot be told apart
