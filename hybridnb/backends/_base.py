@@ -58,7 +58,7 @@ class Backend(abc.ABC):
         text = (r.system or "") + with_options(r.prompt, r.choices)
         tin = estimate_tokens(text, model or r.model) + self.chat_overhead_tokens
         if r.choices:  # the label and the end of the turn; scored once per option order
-            orders = len(option_orders(r.choices)) if self.scored_choices else 1
+            orders = len(option_orders(r.choices, r.prompt)) if self.scored_choices else 1
             return tin * orders, max(estimate_tokens(c, model or r.model) for c in r.choices) + 1
         return tin, min(r.max_tokens or default_out, default_out)
 

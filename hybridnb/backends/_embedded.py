@@ -130,7 +130,7 @@ class EmbeddedBackend(Backend):
         tok = self._loaded.tokenizer
         tin = len(tok(chat_text(tok, r), add_special_tokens=False).input_ids)
         if r.choices:  # scored once per option order
-            return (tin * len(option_orders(r.choices)),
+            return (tin * len(option_orders(r.choices, r.prompt)),
                     max(len(tok(c, add_special_tokens=False).input_ids) for c in r.choices))
         return tin, min(r.max_tokens or default_out, default_out)
 

@@ -11,19 +11,20 @@ from typing import Any, Mapping, Sequence
 
 from ..types import Request
 from ..core.constraints import (NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders,
-                                prefix_free)
+                                options_stated, prefix_free)
 from ..errors import InvalidAnswer
 
 Outcome = tuple[str, int, int, Exception | None, dict[str, Any]]
 
 
-def chat_text(tok: Any, req: Request) -> str:
-    """The chat-templated prompt for ``req`` (options or JSON schema spelled out)."""
+def chat_text(tok: Any, req: Request, stated: bool | None = None) -> str:
+    """The chat-templated prompt for ``req`` (options or JSON schema spelled out; ``stated``:
+    see :func:`~hybridnb.core.constraints.chat_messages`)."""
     user = req.prompt
     if req.json_schema is not None and not req.choices:
         user += ("\n\nReply with only a JSON value that matches this JSON schema:\n"
                  + json.dumps(req.json_schema))
-    messages = chat_messages(user, req.choices, req.system)
+    messages = chat_messages(user, req.choices, req.system, stated)
     return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
@@ -35,8 +36,9 @@ def _stop_ids(tok: Any) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _encode(tok: Any, reqs: Sequence[Request]):
-    enc = tok([chat_text(tok, r) for r in reqs], return_tensors="pt", padding=True,
+def _encode(tok: Any, reqs: Sequence[Request], stated: Sequence[bool | None] | None = None):
+    texts = [chat_text(tok, r, s) for r, s in zip(reqs, stated or [None] * len(reqs))]
+    enc = tok(texts, return_tensors="pt", padding=True,
               add_special_tokens=False)
     return enc.input_ids, enc.attention_mask
 
@@ -74,26 +76,29 @@ MAX_PAIRS = 24
 def score_choices(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
     """Pick, for each request, the choice whose tokens are most likely (:func:`_label_scores`).
 
-    The options are stated in the prompt; each request is scored once per option order
-    (:func:`option_orders`), calibrated by the content-free prompt in the same order
+    The options are stated in the prompt (by the backend unless the prompt names them all);
+    each request is scored once per option order (:func:`option_orders`), calibrated by the content-free prompt in the same order
     (one per label set and order in the batch), and the orders' probabilities are
     averaged, so neither the listing order nor the options line decides the answer.
     Input tokens count every order's prompt.
     """
     expanded, owner, nulls = [], [], {}
     for i, r in enumerate(reqs):
-        for order in option_orders(r.choices or ()):
-            expanded.append(replace(r, choices=order))
+        stated = options_stated(r.prompt, r.choices)
+        for order in option_orders(r.choices or (), r.prompt):
+            expanded.append((replace(r, choices=order), stated))
             owner.append(i)
-            nulls.setdefault((r.system, order), replace(r, prompt=NULL_PROMPT, choices=order))
+            null = replace(r, prompt=NULL_PROMPT, choices=order)
+            nulls.setdefault((r.system, order, stated), (null, stated))
     keys = list(nulls)
     scored = _score_in_groups(model, tok, expanded + [nulls[k] for k in keys])
     null_lp = {k: o[4]["choice_logprobs"] for k, o in zip(keys, scored[len(expanded):])}
     results: list[Outcome] = []
     for i, req in enumerate(reqs):
         mine = [o for o, k in zip(scored, owner) if k == i]
-        probs = combine_orders([o[4]["choice_logprobs"] for o in mine],
-                               [null_lp[(req.system, order)] for order in option_orders(req.choices)])
+        stated = options_stated(req.prompt, req.choices)
+        nulls_mine = [null_lp[(req.system, order, stated)] for order in option_orders(req.choices, req.prompt)]
+        probs = combine_orders([o[4]["choice_logprobs"] for o in mine], nulls_mine)
         label = max(req.choices, key=lambda c: probs[c])
         n_out = len(tok(label, add_special_tokens=False).input_ids)
         extra = {"choice_probs": probs, "orders": len(mine), "finish_reason": "choice",
@@ -102,25 +107,26 @@ def score_choices(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome
     return results
 
 
-def _score_in_groups(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
-    """Requests scored in groups of at most ``MAX_PAIRS`` (request, variant) pairs, so
-    memory stays bounded however many requests and labels a batch holds."""
+def _score_in_groups(model: Any, tok: Any, items: Sequence[tuple[Request, bool]]) -> list[Outcome]:
+    """(request, options stated) items scored in groups of at most ``MAX_PAIRS`` (request, variant)
+    pairs, so memory stays bounded however many requests and labels a batch holds."""
     out: list[Outcome] = []
-    group: list[Request] = []
+    group: list[tuple[Request, bool]] = []
     pairs = 0
-    for req in reqs:
-        n = 3 * len(req.choices or ())
+    for item in items:
+        n = 3 * len(item[0].choices or ())
         if group and pairs + n > MAX_PAIRS:
-            out.extend(_score_group(model, tok, group))
+            out.extend(_score_group(model, tok, *zip(*group)))
             group, pairs = [], 0
-        group.append(req)
+        group.append(item)
         pairs += n
     if group:
-        out.extend(_score_group(model, tok, group))
+        out.extend(_score_group(model, tok, *zip(*group)))
     return out
 
 
-def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]:
+def _score_group(model: Any, tok: Any, reqs: Sequence[Request],
+                 stated: Sequence[bool] | None = None) -> list[Outcome]:
     """Score one group of requests' choices.
 
     A choice's score is the log-sum-exp over its surface variants (as given,
@@ -133,7 +139,7 @@ def _score_group(model: Any, tok: Any, reqs: Sequence[Request]) -> list[Outcome]
     """
     import torch
 
-    ids, mask = _encode(tok, reqs)
+    ids, mask = _encode(tok, reqs, stated)
     end = tok.eos_token_id
     pairs: list[tuple[int, list[int]]] = []  # (request row, variant tokens + end of turn)
     owner: list[tuple[int, int]] = []  # (request, choice) each pair scores

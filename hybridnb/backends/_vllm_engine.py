@@ -161,8 +161,8 @@ class VLLMEngineBackend(Backend):
         conts = {v: turn(v) for c in r.choices or () for v in score.variants(c)}
         if any(c is None for c in conts.values()):
             return None
-        prefixes = [score.as_ids(tok.apply_chat_template(score.messages(q, order), add_generation_prompt=True,
-                                                         tokenize=True))
+        prefixes = [score.as_ids(tok.apply_chat_template(score.messages(q, order, score.stated(r)),
+                                                         add_generation_prompt=True, tokenize=True))
                     for q in (r, score.null_request(r)) for order in score.orders(r)]
         # the prompt's orders, then the content-free ones; labels scored without the end of turn
         prompts, spans = score.plan(r, prefixes, conts, score.scored_lengths(r, conts, turn("")))

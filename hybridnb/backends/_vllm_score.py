@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..core.constraints import NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders, prefix_free
+from ..core.constraints import (NULL_PROMPT, chat_messages, combine_orders, logsumexp, option_orders,
+                                options_stated, prefix_free)
 from ..types import Request
 
 #: fixed user text used to find the assistant turn's tokens for a label
@@ -30,14 +31,20 @@ def variants(choice: str) -> list[str]:
     return list(dict.fromkeys([choice, choice[:1].upper() + choice[1:], choice.lower()]))
 
 
-def messages(r: Request, order: Sequence[str] | None = None) -> list[dict[str, str]]:
-    """The chat messages the model sees, with the options stated (in ``order`` when given)."""
-    return chat_messages(r.prompt, order or r.choices, r.system)
+def messages(r: Request, order: Sequence[str] | None = None, stated: bool | None = None) -> list[dict[str, str]]:
+    """The chat messages the model sees, with the options stated (in ``order`` when given;
+    ``stated``: see :func:`~hybridnb.core.constraints.chat_messages`)."""
+    return chat_messages(r.prompt, order or r.choices, r.system, stated)
+
+
+def stated(r: Request) -> bool:
+    """Whether the options line is added for ``r`` (and for its content-free twin)."""
+    return options_stated(r.prompt, r.choices)
 
 
 def orders(r: Request) -> list[tuple[str, ...]]:
-    """The option orders ``r`` is scored under."""
-    return option_orders(r.choices or ())
+    """The option orders ``r`` is scored under (one when its prompt names every label)."""
+    return option_orders(r.choices or (), r.prompt)
 
 
 def continuation(gen_prompt: Sequence[int], full: Sequence[int]) -> list[int] | None:

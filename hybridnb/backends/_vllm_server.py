@@ -255,8 +255,9 @@ class VLLMServerBackend(OpenAIBackend):
             self._conts[key] = score.continuation(gen, full)
         return self._conts[key]
 
-    async def _prefixes(self, r: Request) -> list[list[int]]:
-        return [await self._tokenize({"model": r.model, "messages": score.messages(r, order),
+    async def _prefixes(self, q: Request, r: Request) -> list[list[int]]:
+        """``q`` (``r`` or its content-free twin) templated in each of ``r``'s option orders."""
+        return [await self._tokenize({"model": r.model, "messages": score.messages(q, order, score.stated(r)),
                                       "add_generation_prompt": True, "add_special_tokens": False})
                 for order in score.orders(r)]
 
@@ -266,10 +267,10 @@ class VLLMServerBackend(OpenAIBackend):
         import openai
 
         started = time.time()
-        null_key = (r.model, r.system, tuple(r.choices or ()))
+        null_key = (r.model, r.system, tuple(r.choices or ()), score.stated(r))
         try:
-            prefixes = await self._prefixes(r)
-            nulls = [] if null_key in self._nulls else await self._prefixes(score.null_request(r))
+            prefixes = await self._prefixes(r, r)
+            nulls = [] if null_key in self._nulls else await self._prefixes(score.null_request(r), r)
             conts = {v: await self._continuation(r.model, r.system, v)
                      for c in r.choices or () for v in score.variants(c)}
             end = await self._continuation(r.model, r.system, "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -48,26 +49,41 @@ def options_line(choices: Iterable[str]) -> str:
     return "Answer with exactly one of: " + ", ".join(choices) + "."
 
 
-def with_options(prompt: str, choices: Iterable[str] | None) -> str:
-    """``prompt`` with the options stated before it (unchanged without choices).
+def names_every(prompt: str, choices: Iterable[str]) -> bool:
+    """True when ``prompt`` already names every label (as whole words, any case)."""
+    low = prompt.lower()
+    return all(re.search(r"(?<!\w)" + re.escape(c.lower()) + r"(?!\w)", low) for c in choices)
 
-    Before, not after: the content stays next to the answer.  With the line after a
-    review, SmolLM2-135M answered "positive" to "Terrible, broke after one day." and
-    38 of 40 balanced reviews; stated first, both test reviews come out right.
+
+def options_stated(prompt: str, choices: Iterable[str] | None) -> bool:
+    """Whether the backend states the options itself: yes, unless the prompt already names every label.
+
+    Stating them again hurts a small model: on 104 reviews asked "… positive or negative?",
+    SmolLM2-135M's label scores separated the classes with AUC 0.88 without the extra line
+    and 0.60–0.64 with it, wherever it went (bench/RESULTS.md, "Closed-set answers").
     """
-    return f"{options_line(choices)}\n\n{prompt}" if choices else prompt
+    return bool(choices) and not names_every(prompt, choices)
+
+
+def with_options(prompt: str, choices: Iterable[str] | None) -> str:
+    """``prompt`` with the options stated before it (unchanged without choices, or when it names them)."""
+    return f"{options_line(choices)}\n\n{prompt}" if options_stated(prompt, choices) else prompt
 
 
 def chat_messages(prompt: str, choices: Iterable[str] | None = None,
-                  system: str | None = None) -> list[dict[str, str]]:
+                  system: str | None = None, stated: bool | None = None) -> list[dict[str, str]]:
     """The chat messages the model sees: the options stated in the system message
-    (after the caller's own system text), the prompt as the user turn.
+    (after the caller's own system text) unless the prompt names them all (or ``stated``
+    says otherwise: content-free calibration prompts follow their request), the prompt as
+    the user turn.
 
     Measured on two balanced sets with SmolLM2-135M (bench/RESULTS.md, "Closed-set
     answers"): options in the system message scored 0.750 on 60 three-topic headlines
     and 0.538 on 104 reviews, against 0.617 / 0.519 with the options before the prompt.
     """
-    sys_text = "\n\n".join(t for t in (system, options_line(choices) if choices else None) if t)
+    choices = list(choices or ())
+    stated = options_stated(prompt, choices) if stated is None else stated and bool(choices)
+    sys_text = "\n\n".join(t for t in (system, options_line(choices) if stated else None) if t)
     out = [{"role": "system", "content": sys_text}] if sys_text else []
     out.append({"role": "user", "content": prompt})
     return out
@@ -77,14 +93,17 @@ def chat_messages(prompt: str, choices: Iterable[str] | None = None,
 MAX_ORDERS = 4
 
 
-def option_orders(choices: Iterable[str]) -> list[tuple[str, ...]]:
-    """Rotations of the options (at most ``MAX_ORDERS``, evenly spaced), the given order first.
+def option_orders(choices: Iterable[str], prompt: str | None = None) -> list[tuple[str, ...]]:
+    """Rotations of the options (at most ``MAX_ORDERS``, evenly spaced), the given order first;
+    only the given order when ``prompt`` names every label (no options line to reorder).
 
     Small models favour the option listed first (SmolLM2-135M with the options stated
     after a review: "Terrible, broke after one day." came out positive); scoring each
     label under every rotation and averaging cancels that position bias.
     """
     opts = tuple(choices)
+    if prompt is not None and not options_stated(prompt, opts):
+        return [opts]
     k = len(opts)
     starts = sorted({round(i * k / min(k, MAX_ORDERS)) % k for i in range(min(k, MAX_ORDERS))})
     return [opts[s:] + opts[:s] for s in starts]

@@ -142,3 +142,31 @@ def test_prefix_free_label_tokens():
     assert not prefix_free({"yes": [[5]], "yes, partly": [[5, 6, 7]]})
     assert prefix_free({"yes": [[5], [5, 9]]})  # one label's own variants may share tokens
     assert not prefix_free({"a": [[1, 2]], "b": [[1, 2]]})  # identical tokens cannot be told apart
+
+
+def test_a_prompt_that_names_every_label_is_not_given_the_options_line_again(scorer):
+    b = VLLMServerBackend(scorer.url)
+    labels = ("positive", "negative")
+    [c] = complete(b, [Request("hint: negative Is this review Positive or negative?", MODEL, choices=labels)])
+    assert c.text == "negative" and c.choice_probs["negative"] > 0.9 and c.extra["orders"] == 1
+    chats = [e["body"]["messages"] for e in scorer.log if e["path"] == "/tokenize"
+             and e["body"].get("add_generation_prompt") and e["body"]["messages"][-1]["content"] != "x"]
+    # the request and its content-free twin ("N/A"), each once, neither with an options line
+    assert [m[-1]["content"] for m in chats] == ["hint: negative Is this review Positive or negative?", "N/A"]
+    assert all(len(m) == 1 for m in chats)
+    [d] = complete(b, [Request("hint: positive Is it good?", MODEL, choices=labels)])  # not named: stated
+    assert d.text == "positive" and d.extra["orders"] == 2
+
+
+def test_options_are_stated_unless_the_prompt_names_every_label():
+    from hybridnb.core.constraints import chat_messages, names_every, option_orders, with_options
+
+    assert names_every("Is it POSITIVE or negative?", ["positive", "Negative"])
+    assert not names_every("Is it positive or not?", ["positive", "negative"])
+    assert not names_every("Is it nonnegative?", ["negative", "positive"])  # whole words only
+    assert chat_messages("Is it good or bad?", ["good", "bad"]) == [{"role": "user", "content": "Is it good or bad?"}]
+    assert chat_messages("Is it ok?", ["good", "bad"])[0] == {"role": "system", "content": options_line(["good", "bad"])}
+    assert len(chat_messages("N/A", ["good", "bad"], stated=False)) == 1
+    assert option_orders(["good", "bad"], "good or bad?") == [("good", "bad")]
+    assert option_orders(["good", "bad"], "ok?") == [("good", "bad"), ("bad", "good")]
+    assert with_options("good or bad?", ["good", "bad"]) == "good or bad?"
