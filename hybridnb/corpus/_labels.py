@@ -199,6 +199,6 @@ class LocalLabeller:
     def probability_of(self, proba: np.ndarray, labels) -> np.ndarray:
         """Each row's probability of the given label (None = off-topic) under :meth:`predict`'s ``proba``."""
         classes = list(self.clf.classes_)
-        col = np.array([classes.index(x or OFF) if (x or OFF) in classes else -1 for x in labels])
+        col = np.array([classes.index(x or OFF) if (x or OFF) in classes else -1 for x in labels], dtype=int)
         out = proba[np.arange(len(proba)), np.maximum(col, 0)].astype(float)
         return np.where(col >= 0, out, 0.0)

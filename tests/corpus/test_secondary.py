@@ -68,3 +68,15 @@ def test_the_expected_count_goes_to_the_most_likely_rows():
     on = np.array([True, True, True, True, False])
     take = _secondary.expected_count_rows(R, on)  # round(0.7 + 0.2 + 0.5) = 1 row of the four with a primary
     assert take.tolist() == [True, False, False, False, False]
+
+
+def test_local_labeller_probability_of_no_labels_and_of_each_label():
+    from hybridnb.corpus import _labels
+
+    texts, prim, _, _ = _corpus(300)
+    model = _labels.LocalLabeller().fit(texts, None, np.array(prim))
+    _, _, proba = model.predict(texts[:4])
+    assert model.probability_of(proba[:0], []).shape == (0,)  # no row moved: nothing to look up
+    got = model.probability_of(proba, ["alpha", "beta", None, "unknown"])
+    classes = list(model.clf.classes_)
+    assert got[0] == pytest.approx(proba[0, classes.index("alpha")]) and got[3] == 0.0
