@@ -192,6 +192,11 @@ def secondary_check(df: pl.DataFrame, mapping: dict[str, str | None]) -> pl.Data
         secondary_error=pl.col("seen_secondary_share") - pl.col("true_secondary_share"))
 
 
+def has_secondary_truth(df: pl.DataFrame) -> bool:
+    """Whether the truth has any secondary label (without, secondary shares cannot be scored)."""
+    return "true_secondary" in df.columns and df["true_secondary"].drop_nulls().len() > 0
+
+
 def evaluate_frame(df: pl.DataFrame) -> Quality:
     """Quality against truth of a frame with primary, secondary, true_primary, true_secondary (None = noise)."""
     pred, true = df["primary"].to_list(), df["true_primary"].to_list()
@@ -203,6 +208,7 @@ def evaluate_frame(df: pl.DataFrame) -> Quality:
     yp, yt = mapped_labels(pred, mapping), [NOISE if x is None else str(x) for x in true]
     true_classes = cats.filter(pl.col("true_category").is_not_null())
     sec = secondary_check(df, mapping)
+    scored = has_secondary_truth(df)
     n_noise_true = sum(1 for x in true if x is None)
     figures = {
         "n_segments": float(df.height),
@@ -217,11 +223,14 @@ def evaluate_frame(df: pl.DataFrame) -> Quality:
         "n_unmapped": float(sum(1 for v in mapping.values() if v is None)),
         "n_mostly_noise": float((check["status"].is_in(["noise", "mostly noise"])).sum()),
         "n_missed": float((check["status"] == "missed").sum()),
-        "secondary_share_mae": float(sec["secondary_error"].abs().mean()) if sec.height else float("nan"),
-        "secondary_share_max_error": float(sec["secondary_error"].abs().max()) if sec.height else float("nan"),
+        "secondary_scored": float(scored),
+        "secondary_share_mae": float(sec["secondary_error"].abs().mean()) if scored and sec.height else float("nan"),
+        "secondary_share_max_error": (float(sec["secondary_error"].abs().max()) if scored and sec.height
+                                      else float("nan")),
     }
     unmapped = sorted(k for k, v in mapping.items() if v is None)
-    cats = cats.join(sec, on="true_category", how="left")
+    cats = cats.join(sec if scored else sec.select("true_category", "seen_secondary_share"), on="true_category",
+                     how="left")
     return Quality("truth", figures, cats, check, unmapped, basis=TRUTH)
 
 

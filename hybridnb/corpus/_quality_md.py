@@ -45,7 +45,8 @@ def render(q) -> str:
         f"share error max {_pct(f['primary_share_max_error'])}",
         f"- noise: {_pct(f['noise_seen_share'])} labelled off-topic vs {_pct(f['noise_true_share'])} true; "
         f"{_pct(f['noise_recovered'])} of true noise recovered",
-        f"- secondary share error: mean {_pct(f['secondary_share_mae'])}, max {_pct(f['secondary_share_max_error'])}",
+        (f"- secondary share error: mean {_pct(f['secondary_share_mae'])}, max {_pct(f['secondary_share_max_error'])}"
+         if f.get("secondary_scored", 1.0) else "- no secondary truth column: secondary shares not scored"),
         f"- {int(f['n_discovered'])} discovered categories; unmapped: {', '.join(q.unmapped) or 'none'}; "
         f"mostly noise: {int(f['n_mostly_noise'])}; true categories missed: {int(f['n_missed'])}",
         "", "Ranking as a reader sees it, next to the truth:", "",

@@ -172,3 +172,22 @@ def test_offline_agreement_says_it_is_against_the_stand_in(tmp_path):
     q = Q.evaluate(con)
     assert q.figures["agreement"] == pytest.approx(0.5) and q.basis == Q.STAND_IN
     assert "not a model" in q.to_markdown() and "reasoning-route" not in q.to_markdown()
+
+
+def test_without_secondary_truth_secondary_shares_are_not_scored(tmp_path):
+    # secondary labels seen, but the truth has no secondary column: no error figure against zero
+    con = _db(tmp_path)
+    df = frame(["a"] * 6 + ["b"] * 4, ["A"] * 6 + ["B"] * 4, ["b"] * 3 + [None] * 7).with_row_index("segment_id")
+    con.register("d", df.to_arrow())
+    con.execute("INSERT INTO truth SELECT segment_id, true_primary, true_secondary FROM d")
+    con.execute('INSERT INTO final_labels SELECT segment_id, "primary", secondary, 0.9, NULL FROM d')
+    q = Q.evaluate(con)
+    text = q.to_markdown()
+    assert "no secondary truth column: secondary shares not scored" in text
+    assert "secondary share error" not in text and "secondary_error" not in q.per_category.columns
+    got = dict(con.execute("SELECT name, value FROM results WHERE name LIKE 'quality.secondary%'").fetchall())
+    assert got["quality.secondary_scored"] == 0.0 and got["quality.secondary_share_mae"] is None
+    # with a secondary truth the same seen shares are scored
+    scored = Q.evaluate_frame(frame(["a"] * 6 + ["b"] * 4, ["A"] * 6 + ["B"] * 4, ["b"] * 3 + [None] * 7,
+                                    ["B"] * 3 + [None] * 7))
+    assert scored.figures["secondary_scored"] == 1.0 and "secondary share error" in scored.to_markdown()
