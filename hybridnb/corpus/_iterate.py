@@ -43,7 +43,8 @@ def stand_in_changes(v1: Taxonomy, evidence: np.ndarray, round1: np.ndarray, key
     for i in range(1, len(names)):
         for j in range(i + 1, len(names)):
             cross = (m[i, j] + m[j, i]) / max(1.0, min(size[i], size[j]))
-            if cross >= MERGE_CROSS and names[i] not in gone and names[j] not in gone:
+            if (cross >= MERGE_CROSS and names[i] not in gone and names[j] not in gone
+                    and len(v1.names) - len(gone) > 2):  # never merge below two categories
                 small, big = sorted((names[i], names[j]), key=lambda n: size[names.index(n)])
                 changes.append({"change": "merge", "category": small, "into": big,
                                 "reason": f"{cross:.0%} of their segments cross over between the two"})
@@ -103,7 +104,8 @@ def _apply(v2: Taxonomy, mapping: dict, ch: dict, who: str) -> dict:
         return mapping
     if kind == "rename" and into and into not in v2.categories:
         v2.categories[into] = v2.categories.pop(cat)
-    elif kind in ("merge", "drop") and (into in v2.names or (kind == "drop" and into == "off-topic")) and into != cat:
+    elif (kind in ("merge", "drop") and (into in v2.names or (kind == "drop" and into == "off-topic"))
+          and into != cat and len(v2.names) > 2):  # a ranking needs two categories: refuse going below
         src = v2.categories.pop(cat)
         if into in v2.categories:
             v2.categories[into]["topics"] += src["topics"]
