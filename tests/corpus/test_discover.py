@@ -42,6 +42,31 @@ def test_merge_cut_recovers_blocks_of_an_over_clustered_similarity():
     assert all(len(set(groups[blocks == b])) == 1 for b in range(4))
 
 
+def smooth_tree_with_an_outlier(levels: int = 5) -> np.ndarray:
+    """Similarity whose average-linkage heights rise smoothly (a balanced tree of 2**levels topics,
+    no real gap), then one outlier topic joins last with the largest step: the last merge is no cut."""
+    n = 2 ** levels
+    dist = np.zeros((n + 1, n + 1))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                level = (i ^ j).bit_length()  # height of the lowest common ancestor
+                dist[i, j] = 0.5 + 0.05 * (level - 1) + 0.04 * (i >> level) / (n >> level)
+    dist[n, :n] = dist[:n, n] = dist.max() + 0.03
+    return 1 - dist
+
+
+def test_merge_cut_without_a_real_gap_keeps_several_groups():
+    sim = smooth_tree_with_an_outlier()
+    groups = _taxonomy.merge_groups(sim)
+    sizes = np.bincount(groups)
+    assert len(sizes) > 2 and sizes.max() <= len(sim) // 2  # not one group of everything + the outlier
+    # the cut follows the tree: each quarter of the balanced tree falls into at most two groups
+    quarters = np.arange(len(sim) - 1) // 8
+    assert all(len(set(groups[:-1][quarters == q])) <= 2 for q in range(4))
+    assert groups[-1] not in set(groups[:-1])  # the outlier stays apart
+
+
 def test_off_topic_flags_low_common_rate_and_garbled_function_words():
     rate = [2.0, 1.8, 2.2, 0.0, 1.9]
     kw = [["alpha"], ["bison"], ["cedar"], ["thanks"], ["soo", "tink", "adn", "wee"]]
