@@ -23,7 +23,7 @@ import polars as pl
 from ..errors import CorpusError
 from ._reasoning import Ask, ask
 
-GAP_SHARE = 0.2  # a merge-tree gap is a real cut when it is >= this share of the upper heights' span
+GAP_RATIO = 10  # a merge-tree gap is a real cut when it is >= this many times the median step of the upper half
 OFF_RATE = 0.35  # off-topic: the topic uses the corpus's common words < this share of the median topic's rate
 NAME = {"type": "string", "maxLength": 60}
 TEXT = {"type": "string", "maxLength": 300}
@@ -150,7 +150,7 @@ def similarity(centroids: np.ndarray, keywords: list[list[str]]) -> np.ndarray:
 
 def merge_groups(sim: np.ndarray) -> np.ndarray:
     """Average-linkage merge tree of topics, cut at the largest gap among its upper half of heights when
-    that gap is a real one (>= :data:`GAP_SHARE` of the heights it spans); else cut into about
+    that gap is a real one (>= :data:`GAP_RATIO` times the median step there); else cut into about
     sqrt(topics) groups (heights that rise smoothly have no natural cut, and the last merge is no answer)."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
@@ -162,9 +162,9 @@ def merge_groups(sim: np.ndarray) -> np.ndarray:
     tree = linkage(squareform((dist + dist.T) / 2, checks=False), "average")
     h = tree[:, 2]
     lo = len(h) // 2  # over-clustered: at least half of the merges join parts of one theme
-    i = lo - 1 + int(np.argmax(np.diff(h[lo - 1:]))) if len(h) > 2 else len(h) - 1
-    gap, span = h[min(i + 1, len(h) - 1)] - h[i], h[-1] - h[lo - 1]
-    if len(h) > 2 and gap < GAP_SHARE * span:  # no real gap
+    steps = np.diff(h[lo - 1:])
+    i = lo - 1 + int(np.argmax(steps)) if len(h) > 2 else len(h) - 1
+    if len(steps) >= 8 and steps.max() < GAP_RATIO * np.median(steps):  # no real gap: heights rise smoothly
         return fcluster(tree, max(2, round(len(sim) ** 0.5)), "maxclust") - 1
     cut = (h[i] + h[min(i + 1, len(h) - 1)]) / 2
     return fcluster(tree, cut, "distance") - 1
