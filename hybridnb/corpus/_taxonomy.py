@@ -6,7 +6,7 @@ consolidation call merges near-duplicates into categories (JSON schema). Offline
 deterministic stand-in answers instead (and is named so): it names a topic from its own
 c-TF-IDF keywords, calls it off-topic when its segments hardly use the corpus's common
 vocabulary, and merges topics by centroid similarity and keyword overlap, cutting the merge tree
-at its largest gap (into about sqrt(topics) groups when the tree has no real gap). An analyst's
+at its largest gap (into sqrt(topics) groups when that cut is degenerate and no real gap). An analyst's
 prior codebook is a hint, never required.
 """
 
@@ -149,9 +149,9 @@ def similarity(centroids: np.ndarray, keywords: list[list[str]]) -> np.ndarray:
 
 
 def merge_groups(sim: np.ndarray) -> np.ndarray:
-    """Average-linkage merge tree of topics, cut at the largest gap among its upper half of heights when
-    that gap is a real one (>= :data:`GAP_RATIO` times the median step there); else cut into about
-    sqrt(topics) groups (heights that rise smoothly have no natural cut, and the last merge is no answer)."""
+    """Average-linkage merge tree of topics, cut at the largest gap among its upper half of heights; when
+    that cut leaves too few groups (< sqrt(topics)/2, at least 3) and the gap is no real one (< :data:`GAP_RATIO`
+    times the median step there: heights rise smoothly, the last merge is no answer), cut into sqrt(topics) groups."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
@@ -164,10 +164,11 @@ def merge_groups(sim: np.ndarray) -> np.ndarray:
     lo = len(h) // 2  # over-clustered: at least half of the merges join parts of one theme
     steps = np.diff(h[lo - 1:])
     i = lo - 1 + int(np.argmax(steps)) if len(h) > 2 else len(h) - 1
-    if len(steps) >= 8 and steps.max() < GAP_RATIO * np.median(steps):  # no real gap: heights rise smoothly
+    groups = fcluster(tree, (h[i] + h[min(i + 1, len(h) - 1)]) / 2, "distance") - 1
+    few = groups.max() + 1 < max(3, round(len(sim) ** 0.5 / 2))  # e.g. all topics but one outlier together
+    if few and len(steps) >= 8 and steps.max() < GAP_RATIO * np.median(steps):  # and no real gap: smooth heights
         return fcluster(tree, max(2, round(len(sim) ** 0.5)), "maxclust") - 1
-    cut = (h[i] + h[min(i + 1, len(h) - 1)]) / 2
-    return fcluster(tree, cut, "distance") - 1
+    return groups
 
 
 def consolidate_ask(table: pl.DataFrame, proposals: dict[int, dict], sim: np.ndarray) -> Ask:
