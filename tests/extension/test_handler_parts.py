@@ -4,6 +4,8 @@ the state cache (real ledger files, no server). Written from mutants of notebook
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -100,7 +102,27 @@ def test_an_unreadable_ledger_gives_an_empty_state_that_says_why(tmp_path):
     (home / "ledger").mkdir(parents=True)
     (home / "ledger" / "x.jsonl").mkdir()  # a folder where a live file should be: cannot be read
     s = compute(home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
-    assert s["note"].startswith("ledger unreadable: ") and s["all"]["cost_usd"] == 0
+    assert re.fullmatch(r"ledger unreadable: \w*(Error|Exception): .+", s["note"], re.S), s["note"]
+    assert "NoneType" not in s["note"] and s["all"]["cost_usd"] == 0 and s["home"] == str(home)
+    assert "ledger unreadable" in s["markdown"]
+
+
+def test_running_kernels_mark_their_sessions(ledger_home):
+    kid = "6f1c2a0e-1111-4aaa-8bbb-000000000001"
+    _spend(ledger_home, f"k-{kid}", 1.0)
+    _spend(ledger_home, "k-other", 2.0)
+    s = compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {kid: "w/nb.ipynb"})
+    marks = {x["session"]: (x["running"], x["kernel"]) for x in s["sessions"]}
+    assert marks == {f"k-{kid}": (True, kid), "k-other": (False, None)}
+
+
+def test_the_cached_state_records_how_long_it_took_to_build(ledger_home):
+    _spend(ledger_home, "s1", 1.0)
+    before = time.monotonic()
+    compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
+    after = time.monotonic()
+    [(at, took, _, _)] = _handlers._cache.values()
+    assert before <= at <= after and 0.0 <= took <= after - before
 
 
 def test_the_state_cache_is_bounded(ledger_home):
