@@ -83,3 +83,37 @@ def test_reservations_from_many_threads_never_overshoot(tmp_path):
     for t in threads:
         t.join()
     assert len(held) == 100 and g.reserved == 50.0 and g.in_flight == 100
+
+
+def test_what_is_settled_counts_in_the_fit_and_in_the_refusal(tmp_path):
+    _spend(tmp_path, "s1", 0.5)
+    g = Guard(tmp_path, Scope("session", "s1"))
+    g.refresh()
+    g.reserve(0.25, None)
+    g.settle(0.25, 0.25)  # spent 0.5 in the ledger + 0.25 settled here since
+    assert g.fits(0.25, 1.0) and not g.fits(0.375, 1.0)
+    assert str(g.refusal(1.0, 0.375)).startswith("budget exceeded: spent $0.7500 this session of $1.00;")
+
+
+@pytest.mark.parametrize("env, worst", [
+    ({"HYBRIDNB_TIMEOUT_S": "2", "HYBRIDNB_MAX_RETRIES": "2"}, 6.0),  # 2 s x 3 attempts at $1 a second
+    ({"HYBRIDNB_TIMEOUT_S": "2", "HYBRIDNB_MAX_RETRIES": "0"}, 2.0),  # no retry: one attempt
+    ({"HYBRIDNB_TIMEOUT_S": "2", "reserve_s": "1.5"}, 1.5),  # a configured cap wins
+])
+def test_the_worst_case_of_a_compute_priced_call_is_its_longest_hold(hybridnb_home, monkeypatch, env, worst):
+    from hybridnb.core.budget import worst_case
+    from hybridnb.core.dispatcher import get_dispatcher
+    from hybridnb.types import Request
+
+    monkeypatch.setenv("HYBRIDNB_LOCAL_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_MODEL", "test-local-model")
+    monkeypatch.setenv("HYBRIDNB_LOCAL_GPU_HOUR_USD", "3600")  # $1 a second with one GPU
+    from hybridnb import config
+
+    for k, v in env.items():
+        if k.startswith("HYBRIDNB_"):
+            monkeypatch.setenv(k, v)
+        else:
+            config.session.set(k, v)
+    target = get_dispatcher().resolve("local")
+    assert worst_case([Request("p", "test-local-model")], target) == pytest.approx(worst, rel=1e-12)
