@@ -159,3 +159,26 @@ def test_a_cache_from_before_label_probabilities_gains_the_column(tmp_path):
 ])
 def test_normalise_keeps_only_what_a_near_duplicate_may_not_differ_in(text, norm):
     assert normalise(text) == norm
+
+
+def test_the_key_format_is_stable_so_answers_cached_by_an_earlier_run_still_hit():
+    import hashlib
+    import json
+
+    req = Request("q", "m", system="s", max_tokens=3, temperature=0.5, choices=("a", "b"), json_schema={"t": 1})
+    canonical = json.dumps(["reason", "openai", "", "m", {"choices": ["a", "b"], "json_schema": {"t": 1},
+                                                          "max_tokens": 3, "system": "s", "temperature": 0.5}, "q"],
+                           separators=(",", ":"))  # keys sorted, no spaces: the persisted format
+    assert cache_key("reason", "openai", None, req) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_batch_of_answers_is_written_all_or_nothing(tmp_path):
+    c = Cache(tmp_path)
+    with pytest.raises(Exception):
+        c.put_many([("good", "kept?", Usage(), 0.0, "m"), ("bad", "x", Usage(), object(), "m")])
+    assert c.get("good") is None  # rolled back with the bad row
+    c.put("after", "fine", Usage(), 0.0, "m")  # and the cache is usable again
+    assert c.get("after").text == "fine"
+    with pytest.raises(Exception):
+        c.acquire(["k", object()], "me", 60)
+    assert c.acquire(["k"], "you", 60) == ({"k"}, set())  # nothing was leased by the failed call
