@@ -117,3 +117,21 @@ def test_the_worst_case_of_a_compute_priced_call_is_its_longest_hold(hybridnb_ho
             config.session.set(k, v)
     target = get_dispatcher().resolve("local")
     assert worst_case([Request("p", "test-local-model")], target) == pytest.approx(worst, rel=1e-12)
+
+
+def test_the_worst_case_of_a_token_priced_call_uses_the_price_overrides(hybridnb_home, monkeypatch):
+    from hybridnb import config
+    from hybridnb.core import pricing
+    from hybridnb.core.budget import worst_case
+    from hybridnb.core.dispatcher import get_dispatcher
+    from hybridnb.types import Request
+
+    monkeypatch.setenv("HYBRIDNB_REASON_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("HYBRIDNB_REASON_MODEL", "my-own-model")  # no public price
+    req = Request("price me", "my-own-model", max_tokens=1000)
+    assert worst_case([req], get_dispatcher().resolve("reason")) == 0.0  # unpriced: nothing to reserve
+    config.session.set("prices.my-own-model.input", "2")
+    config.session.set("prices.my-own-model.output", "8")
+    tin = pricing.estimate_tokens("price me", "my-own-model", worst=True)
+    got = worst_case([req, req], get_dispatcher().resolve("reason"))
+    assert got == pytest.approx(2 * (tin * 2.0 + 1000 * 8.0) / 1e6, rel=1e-12)
