@@ -48,7 +48,7 @@ def test_a_guard_counts_its_scopes_ledger_rows_and_what_it_settles(tmp_path):
     g.settle(100.0, 0.0)
     g.settle(100.0, 0.0)
     g.settle(100.0, 0.0)
-    assert (g.reserved, g.in_flight) == (0.0, 0)  # never below zero
+    assert (g.reserved, g.in_flight, g.own) == (0.0, 0, 0.0625)  # never below zero; costs add up
     _spend(tmp_path, "s1", 1.0)
     assert g.refresh() == 1.75 and g.own == 0.0 and g.spent == 1.75  # the ledger now holds what was settled
 
@@ -135,3 +135,7 @@ def test_the_worst_case_of_a_token_priced_call_uses_the_price_overrides(hybridnb
     tin = pricing.estimate_tokens("price me", "my-own-model", worst=True)
     got = worst_case([req, req], get_dispatcher().resolve("reason"))
     assert got == pytest.approx(2 * (tin * 2.0 + 1000 * 8.0) / 1e6, rel=1e-12)
+    config.session.set("reason.max_tokens", "300")  # no max_tokens on the call: the route's cap, sent with it
+    bare = Request("price me", "my-own-model")
+    assert worst_case([bare], get_dispatcher().resolve("reason")) == pytest.approx((tin * 2.0 + 300 * 8.0) / 1e6,
+                                                                                  rel=1e-12)
