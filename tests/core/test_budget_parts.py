@@ -139,3 +139,27 @@ def test_the_worst_case_of_a_token_priced_call_uses_the_price_overrides(hybridnb
     bare = Request("price me", "my-own-model")
     assert worst_case([bare], get_dispatcher().resolve("reason")) == pytest.approx((tin * 2.0 + 300 * 8.0) / 1e6,
                                                                                   rel=1e-12)
+
+
+def test_a_refused_batch_says_its_expected_cost_against_the_budget(faulty, hybridnb_home):
+    import polars as pl
+
+    import hybridnb
+    from hybridnb import config
+    from hybridnb.core.calls import build_request
+    from hybridnb.core.dispatcher import get_dispatcher
+    from hybridnb.core.screen import screen
+    from hybridnb.spend.render import money
+
+    d = get_dispatcher()
+    t = d.resolve("reason")
+    qs = ["first question here", "second question here"]
+    reqs, _ = screen([build_request(q, t.model) for q in qs], t)
+    est = d.estimate(reqs, t)
+    config.session.set("budget_usd", est / 2)
+    with pytest.raises(BudgetExceeded) as e:
+        hybridnb.map(pl.DataFrame({"q": qs}), "{q}", route="reason", progress=False, verbose=False)
+    assert str(e.value).startswith(
+        f"batch refused, nothing sent — budget exceeded: spent $0.00 this session of {money(est / 2)}; "
+        f"this may cost up to {money(est)}. Raise it with `%hybridnb budget <usd>`")
+    assert faulty.received == 0
