@@ -33,20 +33,26 @@ def test_everything_that_changes_the_answer_is_in_the_cache_key(faulty, change):
 
 
 _TWIN = textwrap.dedent("""
-    import sys
+    import os, sys, time
     import polars as pl
     import hybridnb
     df = pl.DataFrame({"q": [f"shared question {i}" for i in range(int(sys.argv[1]))]})
+    print("READY", flush=True)
+    while not os.path.exists(sys.argv[2]):  # both kernels start asking at the same moment
+        time.sleep(0.01)
     out = hybridnb.map(df, "{q}", route="reason", concurrency=8, progress=False, verbose=False)
     print("OK", out.filter(pl.col("error").is_null()).height, flush=True)
 """)
 
 
 def test_two_kernels_asking_the_same_prompts_pay_once(faulty, hybridnb_home):
-    faulty.script(delay_s=0.05)
+    faulty.script(delay_s=0.2)  # slow enough that the second kernel finds the first one's leases
     n = 60
-    procs = [subprocess.Popen([sys.executable, "-c", _TWIN, str(n)], stdout=subprocess.PIPE,
+    go = hybridnb_home.parent / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _TWIN, str(n), str(go)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert [p.stdout.readline().strip() for p in procs] == ["READY", "READY"]
+    go.touch()
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert [o[0].split() for o in outs] == [["OK", str(n)]] * 2
