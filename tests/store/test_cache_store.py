@@ -182,3 +182,9 @@ def test_a_batch_of_answers_is_written_all_or_nothing(tmp_path):
     with pytest.raises(Exception):
         c.acquire(["k", object()], "me", 60)
     assert c.acquire(["k"], "you", 60) == ({"k"}, set())  # nothing was leased by the failed call
+
+
+def test_a_cache_under_a_home_that_does_not_exist_yet_creates_it(tmp_path):
+    c = Cache(tmp_path / "not" / "yet" / "there")
+    c.put("k", "v", Usage(), 0.0, "m")
+    assert c.get("k").text == "v" and (tmp_path / "not" / "yet" / "there" / "cache.sqlite").is_file()
