@@ -188,3 +188,12 @@ def test_a_cache_under_a_home_that_does_not_exist_yet_creates_it(tmp_path):
     c = Cache(tmp_path / "not" / "yet" / "there")
     c.put("k", "v", Usage(), 0.0, "m")
     assert c.get("k").text == "v" and (tmp_path / "not" / "yet" / "there" / "cache.sqlite").is_file()
+
+
+def test_a_cache_file_with_a_foreign_answers_table_is_one_clear_error(tmp_path):
+    with sqlite3.connect(tmp_path / "cache.sqlite") as con:  # some other tool's table under our name
+        con.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, text TEXT)")
+    with pytest.raises(CacheError) as e:
+        Cache(tmp_path).get("k")
+    assert str(e.value).startswith(f"the answer cache {tmp_path / 'cache.sqlite'} is damaged or unreadable "
+                                   "(OperationalError: no such column: input_tokens); nothing was sent.")
