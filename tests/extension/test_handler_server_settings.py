@@ -69,12 +69,17 @@ async def test_a_running_kernel_marks_its_session_with_its_notebook(jp_fetch, se
     r = await jp_fetch("api", "sessions", method="POST", body=json.dumps(
         {"path": "work/nb.ipynb", "type": "notebook", "name": "nb.ipynb", "kernel": {"name": "python3"}}))
     kid = json.loads(r.body)["kernel"]["id"]
+    r = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    bare = json.loads(r.body)["id"]  # a kernel with no notebook session (a console)
     try:
         _spend(served_home, f"k-{kid}", 0.5)
+        _spend(served_home, f"k-{bare}", 0.125)
         _spend(served_home, "k-gone", 0.25)
         s = await _get(jp_fetch, fresh="1")
         marks = {x["session"]: (x["running"], x["kernel"], x.get("notebook")) for x in s["sessions"]}
         assert marks[f"k-{kid}"] == (True, kid, "work/nb.ipynb")
+        assert marks[f"k-{bare}"] == (True, bare, "")
         assert marks["k-gone"][:2] == (False, None)
     finally:
         await jp_fetch("api", "kernels", kid, method="DELETE")
+        await jp_fetch("api", "kernels", bare, method="DELETE")
