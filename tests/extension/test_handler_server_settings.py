@@ -83,3 +83,9 @@ async def test_a_running_kernel_marks_its_session_with_its_notebook(jp_fetch, se
     finally:
         await jp_fetch("api", "kernels", kid, method="DELETE")
         await jp_fetch("api", "kernels", bare, method="DELETE")
+
+
+def test_a_warn_fraction_of_zero_is_kept_not_replaced_by_the_default(tmp_path):
+    (tmp_path / "hybridnb.toml").write_text("budget_usd = 2.0\nbudget_warn_fraction = 0\n")
+    _home, (limit, per, warn), note = _handlers._settings(str(tmp_path))
+    assert (limit, per, warn, note) == (2.0, "session", 0.0, "")

@@ -34,7 +34,8 @@ def _settings(root_dir: str | None):
         from ...config import get_settings
 
         s = get_settings(cwd=Path(root_dir) if root_dir else None)
-        warn = float(s.get("budget_warn_fraction", 0.8) or 0.8)
+        warn = s.get("budget_warn_fraction")
+        warn = 0.8 if warn is None else float(warn)  # 0 is a setting (warn at once), not "unset"
         return s.home, (s.budget_usd, s.get("budget_per", "session") or "session", warn), ""
     except Exception as e:  # a broken hybridnb.toml must not break the page
         import os
