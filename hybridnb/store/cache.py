@@ -64,6 +64,32 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
+def _busy(e: sqlite3.DatabaseError) -> bool:
+    """Another process holds the database for a moment (not damage)."""
+    return isinstance(e, sqlite3.OperationalError) and any(w in str(e) for w in ("locked", "busy", "duplicate column"))
+
+
+def _open_with_retry(path: Path, wait_s: float = 30.0) -> sqlite3.Connection:
+    """Open the cache and make its schema; two kernels doing it at the same instant wait for each other
+    (switching a new database to WAL can report "locked" at once, without the busy timeout)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        con = sqlite3.connect(path, timeout=wait_s, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute(_SCHEMA)
+            con.execute(_LEASES)
+            if "probs" not in {r[1] for r in con.execute("PRAGMA table_info(answers)")}:
+                con.execute("ALTER TABLE answers ADD COLUMN probs TEXT")  # caches from before probs
+            return con
+        except sqlite3.DatabaseError as e:
+            con.close()
+            if not (_busy(e) and time.monotonic() < deadline):
+                raise _damaged(path, e) from None
+            time.sleep(0.05)
+
+
 def _damaged(path: Path, e: Exception) -> CacheError:
     return CacheError(f"the answer cache {path} is damaged or unreadable ({type(e).__name__}: {e}); "
                       f"nothing was sent. `%hybridnb cache clear` (or hybridnb.clear_cache()) moves it aside "
@@ -114,17 +140,7 @@ class Cache:
             con = None
         if con is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            try:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
-                con.execute(_SCHEMA)
-                con.execute(_LEASES)
-                if "probs" not in {r[1] for r in con.execute("PRAGMA table_info(answers)")}:
-                    con.execute("ALTER TABLE answers ADD COLUMN probs TEXT")  # caches from before probs
-            except sqlite3.DatabaseError as e:
-                con.close()
-                raise _damaged(self.path, e) from None
+            con = _open_with_retry(self.path)
             self._local.con, self._local.gen = con, self._gen
         return con
 

@@ -197,3 +197,30 @@ def test_a_cache_file_with_a_foreign_answers_table_is_one_clear_error(tmp_path):
         Cache(tmp_path).get("k")
     assert str(e.value).startswith(f"the answer cache {tmp_path / 'cache.sqlite'} is damaged or unreadable "
                                    "(OperationalError: no such column: input_tokens); nothing was sent.")
+
+
+_OPENER = """
+import os, sys, time
+from hybridnb.store.cache import Cache
+go = sys.argv[2]
+print("READY", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.001)
+Cache(sys.argv[1]).get("no such key")
+print("OK", flush=True)
+"""
+
+
+def test_kernels_opening_a_new_cache_at_the_same_instant_all_get_it(tmp_path):
+    """Switching a brand-new database to WAL can answer "locked" at once: that is waiting, not damage."""
+    import subprocess
+    import sys
+
+    for attempt in range(3):
+        home, go = tmp_path / f"home{attempt}", tmp_path / f"go{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(home), str(go)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        assert [p.stdout.readline().strip() for p in procs] == ["READY"] * 6
+        go.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [(p.returncode, o[0].strip()) for p, o in zip(procs, outs)] == [(0, "OK")] * 6, outs
