@@ -64,8 +64,8 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-def _busy(e: sqlite3.DatabaseError) -> bool:
-    """Another process holds the database for a moment (not damage)."""
+def _transient(e: sqlite3.DatabaseError) -> bool:
+    """Another process is making the same database at this moment (locked, or it just added a column): not damage."""
     return isinstance(e, sqlite3.OperationalError) and any(w in str(e) for w in ("locked", "busy", "duplicate column"))
 
 
@@ -85,7 +85,7 @@ def _open_with_retry(path: Path, wait_s: float = 30.0) -> sqlite3.Connection:
             return con
         except sqlite3.DatabaseError as e:
             con.close()
-            if not (_busy(e) and time.monotonic() < deadline):
+            if not (_transient(e) and time.monotonic() < deadline):
                 raise _damaged(path, e) from None
             time.sleep(0.05)
 
