@@ -109,7 +109,7 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
 
 
 def _text(t: str) -> str:
-    """Text SQLite can store (a lone surrogate becomes U+FFFD)."""
+    """Text SQLite can store (a lone surrogate becomes "?")."""
     try:
         t.encode("utf-8")
         return t

@@ -224,3 +224,36 @@ def test_kernels_opening_a_new_cache_at_the_same_instant_all_get_it(tmp_path):
         go.touch()
         outs = [p.communicate(timeout=120) for p in procs]
         assert [(p.returncode, o[0].strip()) for p, o in zip(procs, outs)] == [(0, "OK")] * 6, outs
+
+
+def _damage_in_place(path) -> None:
+    """Checkpoint the WAL into the file (a real second connection), then overwrite the file with zeros:
+    every connection still open on it now reads a page that is not a database."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    path.write_bytes(b"\0" * path.stat().st_size)
+
+
+def test_a_cache_damaged_while_open_is_replaced_for_every_thread_twice_over(tmp_path, capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = Cache(tmp_path)
+    path = tmp_path / "cache.sqlite"
+    with ThreadPoolExecutor(1) as worker:  # one long-lived thread: its own connection, kept between calls
+        def in_worker(fn):
+            return worker.submit(fn).result()
+
+        c.put("a", "x", Usage(), 0.0, "m")
+        assert in_worker(lambda: c.get("a").text) == "x"  # both threads hold a connection now
+        for n, key in enumerate(["b", "c"]):
+            _damage_in_place(path)
+            with pytest.raises(CacheError, match="file is not a database"):
+                c.get("a")
+            assert c.clear() == 0  # the damaged file goes aside, with its WAL and shared memory
+            stamp = re.search(r"moved to cache\.sqlite\.damaged-(\d{8}T\d{6})", capsys.readouterr().err)[1]
+            assert {p.name for p in tmp_path.iterdir() if ".damaged-" in p.name} >= \
+                {f"cache.sqlite.damaged-{stamp}{s}" for s in ("", "-wal", "-shm")}
+            in_worker(lambda: c.put(key, f"fresh {n}", Usage(1, 2), 0.5, "m"))  # the worker reopens too
+            assert c.get(key).text == f"fresh {n}" and len(c) == 1 and c.get("a") is None
+            assert in_worker(lambda: (c.get(key).text, len(c))) == (f"fresh {n}", 1)
