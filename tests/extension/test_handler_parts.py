@@ -131,3 +131,19 @@ def test_the_state_cache_is_bounded(ledger_home):
         compute(ledger_home, budget, "", {"kernel": f"k{i}", "notebook": None}, {})
         assert len(_handlers._cache) <= 65
     assert len(_handlers._cache) < 70
+
+
+async def test_a_broken_toml_in_the_servers_root_dir_is_a_note_on_the_served_page(jp_fetch, jp_root_dir, ledger_home):
+    import json
+
+    _spend(ledger_home, "s1", 1.0)
+    (jp_root_dir / "hybridnb.toml").write_text("budget_usd = = broken")
+    for path in ("summary", "summary.md"):
+        r = await jp_fetch("hybridnb", path, params={"fresh": "1"})
+        assert r.code == 200
+    s = json.loads((await jp_fetch("hybridnb", "summary", params={"fresh": "1"})).body)
+    assert s["all"]["cost_usd"] == 1.0 and s["report"]["budget"]["state"] == "none"
+    assert "settings unreadable: " in s["note"] and "hybridnb.toml" in s["note"]
+    (jp_root_dir / "hybridnb.toml").write_text("budget_usd = 2.0\nbudget_per = 'total'\n")  # fixed: the note goes
+    s = json.loads((await jp_fetch("hybridnb", "summary", params={"fresh": "1"})).body)
+    assert "settings unreadable" not in s["note"] and s["report"]["budget"]["limit_usd"] == 2.0
