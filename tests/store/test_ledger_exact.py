@@ -178,6 +178,10 @@ def test_query_retries_a_file_that_appears_and_gives_one_ledger_error_for_one_th
         ledger.query(tmp_path, never, tries=3)
     assert len(calls) == 3 and isinstance(e.value.__cause__, duckdb.IOException)
     assert str(e.value).startswith(f"cannot read the ledger under {tmp_path}: IO Error: ")
+    calls.clear()
+    with pytest.raises(LedgerError):
+        ledger.query(tmp_path, never)
+    assert len(calls) == 6  # the default: six tries
 
 
 def test_a_folder_named_like_a_segment_is_one_ledger_error(tmp_path):

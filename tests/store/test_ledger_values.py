@@ -123,3 +123,100 @@ def test_a_writer_closed_twice_and_reopened_appends_to_the_same_file(tmp_path):
     w.append(full_record(1))
     assert w.live_path.read_text().count("\n") == 2
     assert ledger.read(tmp_path).height == 2
+
+
+def _in_zone(tz: str):
+    import contextlib
+    import time
+
+    @contextlib.contextmanager
+    def zone():
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = tz
+        time.tzset()
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+    return zone()
+
+
+def _costs_at(home, stamps_costs):
+    w = LedgerWriter(home, session="s")
+    w.extend(Record(ts=ts, route="reason", backend="openai", model="m", status="ok", cost_usd=c, id=f"r{i}")
+             for i, (ts, c) in enumerate(stamps_costs))
+    w.close()
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_a_day_is_the_local_calendar_day_start_included_end_excluded(tmp_path, tz):
+    import datetime as dt
+
+    from hybridnb.store import scopes
+
+    with _in_zone(tz):
+        start, end = scopes.start_of_day("2026-11-30")
+        assert dt.datetime.fromtimestamp(start).timetuple()[:6] == (2026, 11, 30, 0, 0, 0)
+        assert dt.datetime.fromtimestamp(end).timetuple()[:6] == (2026, 12, 1, 0, 0, 0)
+        assert end - start == 86400
+        _costs_at(tmp_path, [(start - 0.001, 1.0), (start, 0.5), (end - 0.001, 0.25), (end, 2.0)])
+        assert scopes.spent_usd(tmp_path, "day", day="2026-11-30") == 0.75
+        assert scopes.spent_usd(tmp_path, "day", day=dt.date(2026, 11, 29)) == 1.0
+        assert scopes.spent_usd(tmp_path, "day", day=dt.datetime(2026, 12, 1, 23, 59)) == 2.0
+        assert scopes.spent_usd(tmp_path, "total") == 3.75
+
+
+def test_spend_after_utc_midnight_counts_to_the_local_day_it_was_made_on(tmp_path):
+    import datetime as dt
+
+    from hybridnb.store import scopes
+
+    utc = dt.timezone.utc
+    late = dt.datetime(2026, 12, 1, 2, 30, tzinfo=utc).timestamp()  # 21:30 on Nov 30 in New York
+    early = dt.datetime(2026, 11, 30, 3, 0, tzinfo=utc).timestamp()  # 22:00 on Nov 29 in New York
+    _costs_at(tmp_path, [(late, 0.5), (early, 0.125)])
+    with _in_zone("America/New_York"):
+        assert scopes.spent_usd(tmp_path, "day", day="2026-11-30") == 0.5
+        assert scopes.spent_usd(tmp_path, "day", day="2026-11-29") == 0.125
+        assert scopes.spent_usd(tmp_path, "day", day="2026-12-01") == 0.0
+    with _in_zone("UTC"):
+        assert scopes.spent_usd(tmp_path, "day", day="2026-11-30") == 0.125
+        assert scopes.spent_usd(tmp_path, "day", day="2026-12-01") == 0.5
+
+
+def test_a_day_with_a_clock_change_is_23_or_25_hours_long():
+    from hybridnb.store import scopes
+
+    with _in_zone("America/New_York"):
+        spring, autumn = scopes.start_of_day("2026-03-08"), scopes.start_of_day("2026-11-01")
+        assert (spring[1] - spring[0], autumn[1] - autumn[0]) == (23 * 3600, 25 * 3600)
+
+
+def test_every_scope_sums_only_its_own_rows_also_across_a_seal(tmp_path, monkeypatch):
+    from hybridnb.store import scopes
+
+    monkeypatch.setattr(ledger, "ROTATE_ROWS", 2)
+    now = 1_790_000_000.0
+    a, b = LedgerWriter(tmp_path, session="k-a"), LedgerWriter(tmp_path, session="k-b")
+    a.extend([Record(ts=now, route="reason", backend="o", model="m", status="ok", cost_usd=0.5,
+                     notebook="/lab/w/nb.ipynb", user="ann"),
+              Record(ts=now, route="local", backend="v", model="q", status="ok", cost_usd=0.25,
+                     notebook="/lab/w/nb.ipynb", user="ann")])  # sealed
+    a.append(Record(ts=now, route="reason", backend="o", model="m", status="cached", saved_usd=0.5,
+                    notebook="/lab/w/nb.ipynb", user="ann"))
+    b.append(Record(ts=now, route="reason", backend="o", model="m", status="ok", cost_usd=0.125,
+                    notebook="other.ipynb", user="bob"))
+    assert len(ledger.ledger_files(tmp_path)[1]) == 1
+    assert scopes.spent_usd(tmp_path, "session", session="k-a") == 0.75
+    assert scopes.spent_usd(tmp_path, "session", session="k-b") == 0.125
+    assert scopes.spent_usd(tmp_path, "notebook", notebook="w/nb.ipynb") == 0.75
+    assert scopes.spent_usd(tmp_path, "notebook", notebook="other.ipynb") == 0.125
+    assert scopes.spent_usd(tmp_path, "total") == 0.875
+    by_user = {r["route"]: (r["cost_usd"], r["saved_usd"], r["calls"], r["cache_hits"])
+               for r in ledger.summarize(tmp_path, "\"user\" = 'ann'").to_dicts()}
+    assert by_user == {"reason": (0.5, 0.5, 1, 1), "local": (0.25, 0.0, 1, 0)}
+    assert ledger.summarize(tmp_path, "\"user\" = 'bob'")["cost_usd"].to_list() == [0.125]
