@@ -139,7 +139,7 @@ def ranking_figures(check: pl.DataFrame, true_order: list[str]) -> dict[str, flo
     return {"spearman_primary": spearman(check["seen_share"].to_list(), check["true_share"].to_list()),
             "top2_correct": float(top_k_correct(seen_order, true_order, 2)),
             "top3_correct": float(top_k_correct(seen_order, true_order, 3)),
-            "primary_share_mae": float(check["share_error"].abs().mean()),
+            "primary_share_mae": float(check["share_error"].abs().mean()) if check.height else float("nan"),
             "primary_share_max_error": float(err.max()) if err.len() else float("nan")}
 
 
@@ -188,7 +188,9 @@ def secondary_check(df: pl.DataFrame, mapping: dict[str, str | None]) -> pl.Data
             for k, n in true_on["true_secondary"].drop_nulls().value_counts().iter_rows()}
     cats = sorted(set(seen) | set(true) | set(true_on["true_primary"].unique().to_list()))
     return pl.DataFrame({"true_category": cats, "seen_secondary_share": [seen.get(c, 0.0) for c in cats],
-                         "true_secondary_share": [true.get(c, 0.0) for c in cats]}).with_columns(
+                         "true_secondary_share": [true.get(c, 0.0) for c in cats]},
+                        schema={"true_category": pl.String, "seen_secondary_share": pl.Float64,
+                                "true_secondary_share": pl.Float64}).with_columns(
         secondary_error=pl.col("seen_secondary_share") - pl.col("true_secondary_share"))
 
 
@@ -212,7 +214,7 @@ def evaluate_frame(df: pl.DataFrame) -> Quality:
     n_noise_true = sum(1 for x in true if x is None)
     figures = {
         "n_segments": float(df.height),
-        "macro_f1": float(true_classes["f1"].mean()),
+        "macro_f1": float(true_classes["f1"].mean()) if true_classes.height else float("nan"),
         "accuracy": float(np.mean([a == b for a, b in zip(yp, yt)])) if yt else float("nan"),
         **ranking_figures(check, true_order),
         "noise_true_share": n_noise_true / max(df.height, 1),
