@@ -163,3 +163,66 @@ def test_a_refused_batch_says_its_expected_cost_against_the_budget(faulty, hybri
         f"batch refused, nothing sent — budget exceeded: spent $0.00 this session of {money(est / 2)}; "
         f"this may cost up to {money(est)}. Raise it with `%hybridnb budget <usd>`")
     assert faulty.received == 0
+
+
+def test_check_budget_counts_the_spend_of_the_notebook_it_is_given(hybridnb_home):
+    from hybridnb import config
+    from hybridnb.config import get_settings
+    from hybridnb.core.dispatcher import get_dispatcher
+
+    config.session.set("budget_per", "notebook")
+    config.session.set("budget_usd", 1.0)
+    _spend(hybridnb_home, "k-another-kernel", 0.5, notebook="a.ipynb")  # the notebook's spend, any kernel
+    d, s = get_dispatcher(), get_settings()
+    d.check_budget(0.5, s, notebook="a.ipynb")  # 0.5 spent + 0.5: the boundary fits
+    with pytest.raises(BudgetExceeded) as e:
+        d.check_budget(0.625, s, notebook="a.ipynb")
+    assert str(e.value).startswith("budget exceeded: spent $0.5000 notebook a.ipynb of $1.00; this may cost up to "
+                                   "$0.6250.")
+    d.check_budget(1.0, s, notebook="b.ipynb")  # another notebook: nothing spent there
+
+
+def test_the_budget_warning_comes_once_at_the_fraction_naming_scope_budget_and_spend(faulty, hybridnb_home,
+                                                                                    capsys):
+    import hybridnb
+    from hybridnb import config
+    from hybridnb.spend.render import money
+
+    def warnings():
+        return [ln for ln in capsys.readouterr().err.splitlines() if "budget spent" in ln]
+
+    prompt = "weigh this sentence against the budget " * 20  # the same prompt: the same cost every call
+    c = hybridnb.reason(prompt, cache=False).cost_usd
+    assert c > 0
+    config.session.set("budget_per", "total")
+    config.session.set("budget_warn_fraction", 0.5)
+    config.session.set("budget_usd", 8 * c)
+    capsys.readouterr()
+    assert hybridnb.reason(prompt, cache=False, force=True).cost_usd == c
+    assert warnings() == []  # 2 of 8: below the fraction, no warning
+    budget = 4 * c
+    config.session.set("budget_usd", budget)
+    hybridnb.reason(prompt, cache=False, force=True)
+    spent = 2 * c + c
+    assert warnings() == [f"hybridnb: {spent / budget:.0%} of the {money(budget)} budget spent in total "
+                          f"({money(spent)})"]
+    assert f"{spent / budget:.0%}" == "75%"
+    hybridnb.reason(prompt, cache=False, force=True)
+    assert warnings() == []  # warned once for this budget
+    config.session.set("budget_usd", 5 * c)  # a new budget: warned again when it is reached
+    hybridnb.reason(prompt, cache=False, force=True)
+    assert len(warnings()) == 1
+
+
+def test_a_zero_budget_with_force_still_returns_the_answer(faulty, hybridnb_home):
+    import hybridnb
+    from hybridnb import config
+    from hybridnb.store import ledger
+
+    config.session.set("budget_usd", 0)
+    with pytest.raises(BudgetExceeded):
+        hybridnb.reason("nothing may be spent")
+    assert faulty.received == 0
+    r = hybridnb.reason("nothing may be spent", force=True)
+    assert r.ok and r.cost_usd > 0 and faulty.received == 1
+    assert ledger.read(hybridnb_home)["cost_usd"].to_list() == [r.cost_usd]
