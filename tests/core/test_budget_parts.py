@@ -226,3 +226,68 @@ def test_a_zero_budget_with_force_still_returns_the_answer(faulty, hybridnb_home
     r = hybridnb.reason("nothing may be spent", force=True)
     assert r.ok and r.cost_usd > 0 and faulty.received == 1
     assert ledger.read(hybridnb_home)["cost_usd"].to_list() == [r.cost_usd]
+
+
+def _reason_requests(*prompts):
+    from hybridnb.core.calls import build_request
+    from hybridnb.core.dispatcher import get_dispatcher
+    from hybridnb.core.screen import screen
+
+    d = get_dispatcher()
+    t = d.resolve("reason")
+    raw = [build_request(p, t.model) for p in prompts]
+    return d, t, raw, screen(raw, t)[0]
+
+
+def test_a_batch_is_refused_whole_by_its_expected_cost_a_single_call_row_by_its_worst_case(faulty, hybridnb_home):
+    import math
+
+    from hybridnb import config
+    from hybridnb.core.budget import worst_case
+    from hybridnb.spend.render import money
+
+    d, t, raw, reqs = _reason_requests("first question here", "second question here")
+    est = d.estimate(reqs, t)
+    budget = math.nextafter(est, 0.0)
+    config.session.set("budget_usd", budget)
+    with pytest.raises(BudgetExceeded) as e:
+        d.run(raw, "reason")
+    assert str(e.value).startswith(f"budget exceeded: spent $0.00 this session of {money(budget)}; this batch of "
+                                   f"2 calls (expected) may cost up to {money(est)}. Raise it with")
+    assert faulty.received == 0
+    config.session.set("budget_usd", est)  # the boundary passes the batch gate (rows are then held one by one)
+    assert len(d.run(raw, "reason")) == 2
+    one = d.estimate(reqs[:1], t)
+    config.session.set("budget_usd", one / 2)  # one call: no batch gate; its worst case is refused on its row
+    (r,) = d.run(raw[:1], "reason")
+    assert isinstance(r.error, BudgetExceeded) and str(r.error).startswith(
+        f"not sent: budget exceeded: spent $0.00 this session of {money(one / 2)}; the next call may cost up to "
+        f"{money(worst_case(reqs[:1], t))}.")
+    assert faulty.received == 0
+
+
+def test_the_calls_notebook_tag_picks_the_budget_scope_it_is_counted_in(faulty, hybridnb_home, capsys):
+    import hybridnb
+    from hybridnb import config
+    from hybridnb.core.dispatcher import get_dispatcher
+    from hybridnb.spend.render import money
+
+    def warnings():
+        return [ln for ln in capsys.readouterr().err.splitlines() if "budget spent" in ln]
+
+    config.session.set("budget_per", "notebook")
+    config.session.set("budget_warn_fraction", 0.5)
+    config.session.set("budget_usd", 1.0)
+    _spend(hybridnb_home, "k-another-kernel", 0.5, notebook="a.ipynb")
+    capsys.readouterr()
+    c = hybridnb.reason("counted in a.ipynb", tags={"notebook": "a.ipynb"}).cost_usd
+    assert warnings() == [f"hybridnb: {(0.5 + c) / 1.0:.0%} of the $1.00 budget spent notebook a.ipynb "
+                          f"({money(0.5 + c)})"]
+    # no notebook tag (outside a notebook): the session's budget, not a notebook's (nor one named "None")
+    get_dispatcher().record([Record(ts=1.0, route="reason", backend="openai", model="m", status="ok",
+                                    cost_usd=0.25)], hybridnb_home)  # this session's earlier spend
+    config.session.set("budget_usd", 0.5)
+    d, _, raw, _ = _reason_requests("outside any notebook")  # a request with no tags at all
+    c2 = d.run(raw, "reason")[0].cost_usd
+    assert warnings() == [f"hybridnb: {(0.25 + c2) / 0.5:.0%} of the {money(0.5)} budget spent this session "
+                          f"({money(0.25 + c2)})"]

@@ -20,12 +20,14 @@ from hybridnb.types import Usage
 OTHER = "k-other-kernel-4242"  # the other kernel's lease owner (same process: its pid is alive)
 PAID = "the answer the other kernel paid for"
 PAID_USD = 0.0125
-SESSION = "k-this-kernel"  # as inside a Jupyter kernel, where the dispatcher's records name the session
 
 
-def _until(cond, what, deadline_s=60.0):
+def _until(run, cond, what, deadline_s=60.0):
     end = time.monotonic() + deadline_s
     while not cond():
+        if not run.is_alive():  # the run ended (or failed) before it got there
+            run.finish()
+            raise AssertionError(f"the run ended before: {what}")
         if time.monotonic() > end:
             raise AssertionError(f"not within {deadline_s:.0f} s: {what}")
         time.sleep(0.02)
@@ -37,7 +39,6 @@ class _Run(threading.Thread):
     def __init__(self, prompts):
         super().__init__(daemon=True)
         self.d = get_dispatcher()
-        self.d.session = SESSION
         t = self.d.resolve("reason")
         self.requests = [build_request(p, t.model) for p in prompts]
         screened, _ = screen(self.requests, t)
@@ -82,7 +83,7 @@ def test_a_prompt_another_kernel_is_paying_for_is_waited_for_and_served_from_its
     other = _lease_others(hybridnb_home, kl)
     run.start()
     # the free prompts are sent at once; the leased one is not sent while the other kernel holds it
-    _until(lambda: {i for i, _ in run.delivered} == {0, 2}, "the free rows answered")
+    _until(run, lambda: {i for i, _ in run.delivered} == {0, 2}, "the free rows answered")
     assert faulty.received == 2 and sorted(_sent(faulty)) == sorted(free) and run.is_alive()
     other.put(kl, PAID, Usage(11, 7, 0), PAID_USD, "gpt-4o-mini")
     other.release([kl], OTHER)
@@ -103,7 +104,7 @@ def test_a_prompt_another_kernel_is_paying_for_is_waited_for_and_served_from_its
     assert hits.height == 3 and df.filter(pl.col("status") == "ok").height == 2 and df.height == 5
     assert hits["cost_usd"].to_list() == [0.0] * 3 and hits["saved_usd"].to_list() == [PAID_USD] * 3
     assert hits["cached"].to_list() == [True] * 3 and hits["route"].to_list() == ["reason"] * 3
-    assert hits["session"].to_list() == [SESSION] * 3 and hits["model"].to_list() == ["gpt-4o-mini"] * 3
+    assert hits["session"].to_list() == [run.d.writer(hybridnb_home).session] * 3 and hits["model"].to_list() == ["gpt-4o-mini"] * 3
     assert hits["id"].n_unique() == 3
     assert sorted(r.id for r in run.published if r.status == "cached") == sorted(hits["id"].to_list())
     assert other.get(kl).text == PAID  # the other kernel's answer is left as it was
@@ -115,7 +116,7 @@ def test_the_other_kernel_giving_up_without_an_answer_means_sending_it_here_exac
     kl = run.keys[1]
     other = _lease_others(hybridnb_home, kl)
     run.start()
-    _until(lambda: faulty.received == 1 and other.get(run.keys[0]) is not None, "the free row answered")
+    _until(run, lambda: faulty.received == 1 and other.get(run.keys[0]) is not None, "the free row answered")
     assert _sent(faulty) == [free] and run.is_alive()
     other.release([kl], OTHER)  # no answer in the cache
     out = run.finish()
@@ -137,7 +138,7 @@ def test_a_lease_that_runs_out_is_taken_over_and_sent_here_once(faulty, hybridnb
     kl = run.keys[1]
     other = _lease_others(hybridnb_home, kl)
     run.start()
-    _until(lambda: faulty.received == 1 and other.get(run.keys[0]) is not None, "the free row answered")
+    _until(run, lambda: faulty.received == 1 and other.get(run.keys[0]) is not None, "the free row answered")
     assert _sent(faulty) == [free] and run.is_alive()
     other.acquire([kl], OTHER, 0.0)  # the other kernel's lease now ends at once, never released, no answer
     out = run.finish()
@@ -156,7 +157,7 @@ def test_several_leased_prompts_are_served_as_each_answer_lands(faulty, hybridnb
         other.put(k, answers[k][0], Usage(3, 4, 0), answers[k][1], "gpt-4o-mini")
         other.release([k], OTHER)
         expected = set(range(n + 1)) | {3}  # row 3 repeats row 0; the rows still leased wait
-        _until(lambda: {i for i, _ in run.delivered} == expected, f"rows {sorted(expected)} served")
+        _until(run, lambda: {i for i, _ in run.delivered} == expected, f"rows {sorted(expected)} served")
     out = run.finish()
     assert faulty.received == 0
     assert [(r.text, r.saved_usd, r.cached) for r in out] == [
