@@ -2,14 +2,15 @@
 waited for and served from that kernel's answer (cached, $0, the dollars it saved, one ledger hit per row);
 sent here, exactly once, when the other kernel gives up or its lease runs out. The other kernel is this test
 holding a lease in the real cache file under its own owner name; the server counts what reaches it.
-Written from mutants of Dispatcher._serve_hits (issue 17)."""
+And the order of the lookups: an exact repeat is the exact cache's hit even with the semantic cache on.
+Written from mutants of Dispatcher._serve_hits and serve_cached (issue 17)."""
 
 import threading
 import time
 
 import polars as pl
-import pytest
 
+import hybridnb
 from hybridnb.core.calls import build_request
 from hybridnb.core.dispatcher import get_dispatcher
 from hybridnb.core.screen import screen
@@ -164,3 +165,13 @@ def test_several_leased_prompts_are_served_as_each_answer_lands(faulty, hybridnb
         (answers[k][0], answers[k][1], True) for k in run.keys]
     hits = _calls(hybridnb_home).filter(pl.col("status") == "cached")
     assert sorted(hits["saved_usd"].to_list()) == sorted([0.001, 0.001, 0.002, 0.003])
+
+
+def test_an_exact_repeat_is_an_exact_hit_with_the_semantic_cache_on(faulty, hybridnb_home):
+    prompt = "Summarise this complaint: my parcel arrived two weeks late and the box was crushed"
+    first = hybridnb.reason(prompt, cache="semantic")
+    again = hybridnb.reason(prompt, cache="semantic")
+    assert again.cached and again.text == first.text and again.saved_usd == first.cost_usd
+    assert faulty.received == 1
+    hits = _calls(hybridnb_home).filter(pl.col("status") == "cached")
+    assert hits.height == 1 and hits["similarity"].to_list() == [None]  # the exact cache's hit, not a near one
