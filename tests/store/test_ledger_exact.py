@@ -5,9 +5,6 @@ store/ledger.py (issue 17)."""
 
 import getpass
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -115,22 +112,19 @@ def test_a_lone_surrogate_becomes_a_question_mark_and_the_batch_keeps_every_row(
     assert df["model"].to_list() == ["m-\u00e9", "m"] and df["cost_usd"].sum() == 0.25
 
 
-_C_LOCALE = textwrap.dedent("""
-    import sys
-    from hybridnb.store.ledger import LedgerWriter, Record
-    w = LedgerWriter(sys.argv[1], session="c")
-    w.append(Record(ts=1.0, route="local", backend="b", model="mod\\u00e8le", status="ok", error="na\\u00efve \\u2603",
-                    id="c0"))
-    w.close()
-""")
+def test_a_kernel_under_an_ascii_locale_writes_non_ascii_text_intact(tmp_path):
+    import locale
 
-
-def test_a_kernel_under_the_c_locale_writes_non_ascii_text_intact(tmp_path):
-    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    out = subprocess.run([sys.executable, "-c", _C_LOCALE, str(tmp_path)], env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # a kernel started with LANG=C: the default encoding is ASCII
+    try:
+        w = LedgerWriter(tmp_path, session="c")
+        w.append(rec(0, model="mod\u00e8le", error="na\u00efve \u2603"))
+        w.close()
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
     assert ledger.read(tmp_path).select("model", "error").rows() == [("mod\u00e8le", "na\u00efve \u2603")]
+    assert "mod\u00e8le".encode() in w.live_path.read_bytes()  # raw UTF-8 on disk
 
 
 def test_a_home_whose_path_has_quotes_reads_live_and_sealed_rows(tmp_path, monkeypatch):
