@@ -220,3 +220,17 @@ def test_every_scope_sums_only_its_own_rows_also_across_a_seal(tmp_path, monkeyp
                for r in ledger.summarize(tmp_path, "\"user\" = 'ann'").to_dicts()}
     assert by_user == {"reason": (0.5, 0.5, 1, 1), "local": (0.25, 0.0, 1, 0)}
     assert ledger.summarize(tmp_path, "\"user\" = 'bob'")["cost_usd"].to_list() == [0.125]
+
+
+def test_a_garbled_line_inside_a_live_file_costs_only_itself(tmp_path):
+    w = LedgerWriter(tmp_path, session="s")
+    w.append(full_record(0))
+    w.close()
+    with open(w.live_path, "a", encoding="utf-8") as fh:
+        fh.write('{"ts": 3.0, "route": "reason", "model": }\n')  # not JSON
+        fh.write('{"ts": 4.0, "cost_usd": 9.0}\n')  # JSON, but no id or route: not a ledger row
+        fh.write('[1, 2, 3]\n')
+    w.append(full_record(1))
+    df = ledger.read(tmp_path)
+    assert df["id"].to_list() == ["id-0", "id-1"] and df["cost_usd"].sum() == 0.5
+    assert ledger.summarize(tmp_path)["calls"].to_list() == [2]
