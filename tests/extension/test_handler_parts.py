@@ -147,3 +147,41 @@ async def test_a_broken_toml_in_the_servers_root_dir_is_a_note_on_the_served_pag
     (jp_root_dir / "hybridnb.toml").write_text("budget_usd = 2.0\nbudget_per = 'total'\n")  # fixed: the note goes
     s = json.loads((await jp_fetch("hybridnb", "summary", params={"fresh": "1"})).body)
     assert "settings unreadable" not in s["note"] and s["report"]["budget"]["limit_usd"] == 2.0
+
+
+def _writing_during_builds(monkeypatch, home: Path, writes: int) -> list[int]:
+    """The real build, with a kernel appending a real ledger record right after each of the first ``writes`` builds."""
+    real, builds = _handlers._summary.build_state, []
+
+    def build_while_a_kernel_writes(*a, **kw):
+        state = real(*a, **kw)
+        builds.append(1)
+        if len(builds) <= writes:
+            _spend(home, f"k-writer-{len(builds)}", 0.5)
+        return state
+
+    monkeypatch.setattr(_handlers._summary, "build_state", build_while_a_kernel_writes)
+    return builds
+
+
+def test_a_state_built_while_a_kernel_wrote_is_built_again_from_one_ledger(ledger_home, monkeypatch):
+    _spend(ledger_home, "s1", 1.0)
+    builds = _writing_during_builds(monkeypatch, ledger_home, writes=1)
+    s = compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
+    assert len(builds) == 2 and s["all"]["cost_usd"] == 1.5  # the record written during the first build is in
+    [(_, _, sig, cached)] = _handlers._cache.values()
+    assert cached is s and sig == _signature(ledger_home)  # served from cache until the ledger changes again
+    assert compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {}) is s
+
+
+def test_a_ledger_that_never_settles_is_built_at_most_build_tries_times_and_read_again_next_time(
+        ledger_home, monkeypatch):
+    _spend(ledger_home, "s1", 1.0)
+    builds = _writing_during_builds(monkeypatch, ledger_home, writes=10)
+    s = compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
+    assert len(builds) == _handlers.BUILD_TRIES == 3
+    assert s["all"]["cost_usd"] == 2.0  # what the last build saw: two of the three writes
+    [(_, _, sig, _)] = _handlers._cache.values()
+    assert sig != _signature(ledger_home)  # kept as out of date: the next poll past the throttle reads again
+    again = compute(ledger_home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {}, fresh=True)
+    assert again["all"]["cost_usd"] >= 2.5

@@ -24,6 +24,8 @@ IDLE_TTL_S = 30.0
 #: a changing ledger is re-read at most every max(BUSY_MIN_S, BUSY_FACTOR x last build time),
 #: so a poll over a million-row ledger cannot keep a core busy
 BUSY_MIN_S, BUSY_FACTOR = 2.0, 5.0
+#: builds of one state while kernels keep writing (the last one is served, with its own signature)
+BUILD_TRIES = 3
 _cache: dict[tuple, tuple[float, float, tuple, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 
@@ -74,16 +76,21 @@ def compute(home: Path, settings_budget: tuple, note: str, scope: dict[str, str 
         hit = _cache.get(key)
     if hit and not fresh and _fresh(hit, signature, now):
         return hit[3]
-    try:
-        state = _summary.build_state(home, settings_budget=settings_budget, running=running, **scope)
-    except Exception as e:  # e.g. a live file sealed into Parquet between listing and reading
-        state = _summary.empty_state(home, f"ledger unreadable: {type(e).__name__}: {e}")
+    for _ in range(BUILD_TRIES):  # the budget and the totals are separate reads: one state, one ledger
+        built_from = signature
+        try:
+            state = _summary.build_state(home, settings_budget=settings_budget, running=running, **scope)
+        except Exception as e:  # e.g. a live file sealed into Parquet between listing and reading
+            state = _summary.empty_state(home, f"ledger unreadable: {type(e).__name__}: {e}")
+        signature = _signature(home)
+        if signature == built_from:
+            break  # else a kernel wrote while it was built: build again from what is there now
     if note:
         state["note"] = "; ".join(x for x in (state["note"], note) if x)
     with _cache_lock:
         if len(_cache) > 64:
             _cache.clear()
-        _cache[key] = (now, time.monotonic() - now, signature, state)
+        _cache[key] = (now, time.monotonic() - now, built_from, state)
     return state
 
 
