@@ -147,7 +147,12 @@ def test_kill_9_mid_batch_loses_no_paid_call_and_the_rerun_pays_only_the_rest(fa
     assert calls.filter(pl.col("status") == "unsettled").height >= 1
     assert set(calls["status"].unique()) <= {"ok", "unsettled"}
     answered = len(Cache(hybridnb_home))
-    assert answered == calls.filter(pl.col("status") == "ok").height
+    # the ledger is written before the cache: a kill between the two leaves a settled row whose answer was not
+    # cached yet (the rerun pays for it again, below); never a cached answer the ledger does not show as paid
+    settled = calls.filter(pl.col("status") == "ok").height
+    assert answered <= settled
+    if transport == "sdk":
+        assert settled <= answered + 16  # at most one settling call per worker
     faulty.reset()
     out = subprocess.run([sys.executable, "-c", _BATCH, str(n), transport], env=env, capture_output=True,
                          text=True, timeout=120)
