@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from ..errors import HybridnbError
 from . import render
 from .advice import Thresholds
-from .report import Budget, Scope, SpendReport, budget_in, build_report, resolve_home
+from .report import Budget, Scope, SpendReport, budget_in, build_report, resolve_home, warn_fraction_of
 
 _lock = threading.Lock()
 _published: dict[str, tuple] = {}
@@ -49,7 +49,7 @@ def current_budget(home: Path | str | None = None):
         per = "session"  # as the dispatcher's guard (core.budget.make_scope): it counts the session
     try:
         return budget_in(home, s.budget_usd, per, session=session, notebook=notebook,
-                         warn_fraction=float(s.get("budget_warn_fraction", 0.8) or 0.8))
+                         warn_fraction=warn_fraction_of(s.get("budget_warn_fraction")))
     except Exception as e:  # no session/notebook key for this basis: show the budget, say why
         b = Budget(s.budget_usd, per)
         b.source = f"kernel (spend unknown: {e})"
@@ -74,7 +74,7 @@ def publish(home: Path | str | None = None, force: bool = False) -> Path | None:
         return None  # only kernels are looked up by the server
     info = {"session": session, "notebook": notebook or "", "budget_usd": s.budget_usd,
             "budget_per": s.get("budget_per", "session") or "session",
-            "budget_warn_fraction": float(s.get("budget_warn_fraction", 0.8) or 0.8), "pid": os.getpid()}
+            "budget_warn_fraction": warn_fraction_of(s.get("budget_warn_fraction")), "pid": os.getpid()}
     key = tuple(info.values())
     with _lock:
         if not force and _published.get(str(home)) == key:

@@ -114,6 +114,11 @@ class Budget:
                 "source": self.source, "line": render.budget_line(self)}
 
 
+def warn_fraction_of(value: Any) -> float:
+    """A budget's warning fraction from a setting or a kernel file: 0 warns at once; only absent is 0.8."""
+    return 0.8 if value is None or value == "" else float(value)
+
+
 def budget_in(home: Path | str, limit_usd: float | None, per: str, *, session: str | None = None,
               notebook: str | None = None, warn_fraction: float = 0.8, source: str = "kernel") -> Budget:
     """A :class:`Budget` whose spend is read from the ledger in its basis (``ledger.spent_usd``)."""

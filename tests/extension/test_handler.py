@@ -155,6 +155,16 @@ async def test_the_kernels_own_budget_not_the_servers(jp_fetch, ledger_home, mon
     assert b["state"] == "none" and b["limit_usd"] is None
 
 
+@pytest.mark.parametrize("fraction,state", [(0.0, "warn"), (0.5, "ok"), (None, "ok")])
+async def test_the_kernels_warn_fraction_is_read_as_set(jp_fetch, ledger_home, fraction, state):
+    """0 means "warn at once" (not unset, so not the 0.8 default); a file without the key gets 0.8."""
+    _write(ledger_home, f"k-{KERNEL_A}", [_rec(cost=0.25, ts=time.time())])
+    _publish(ledger_home, KERNEL_A, budget_usd=1.0, budget_warn_fraction=fraction)
+    b = (await _get(jp_fetch, kernel=KERNEL_A))["report"]["budget"]
+    assert b["warn_fraction"] == (0.8 if fraction is None else fraction)
+    assert (b["spent_usd"], b["state"]) == (0.25, state)
+
+
 @pytest.mark.parametrize("budget,state", [("10", "ok"), ("1.2", "warn"), ("1.0", "over")])
 async def test_settings_budget_without_a_notebook(jp_fetch, ledger_home, monkeypatch, budget, state):
     monkeypatch.setenv("HYBRIDNB_BUDGET_USD", budget)

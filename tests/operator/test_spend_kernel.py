@@ -26,6 +26,21 @@ def test_publish_writes_budget_and_basis_and_only_on_change(hybridnb_home, monke
     assert kernel.read_kernel_file(hybridnb_home, kernel="1234")["budget_usd"] == 7.0
 
 
+def test_a_warn_fraction_of_0_is_published_and_used_as_0(hybridnb_home, monkeypatch):
+    monkeypatch.setattr(get_dispatcher(), "session", "k-w0")
+    config.session.set("budget_usd", 1.0)
+    config.session.set("budget_warn_fraction", 0.0)  # warn at the first cent
+    info = json.loads(kernel.publish(force=True).read_text())
+    assert info["budget_warn_fraction"] == 0.0
+    LedgerWriter(hybridnb_home, "k-w0").append(Record(ts=1.8e9, route="reason", backend="openai", model="m",
+                                                     status="ok", cost_usd=0.01))
+    b = kernel.current_budget()
+    assert (b.warn_fraction, b.spent_usd, b.state) == (0.0, 0.01, "warn")
+    config.session.set("budget_warn_fraction", 0.5)
+    assert json.loads(kernel.publish().read_text())["budget_warn_fraction"] == 0.5
+    assert kernel.current_budget().state == "ok"
+
+
 def test_a_script_publishes_nothing(hybridnb_home):
     assert get_dispatcher().session is None
     assert kernel.publish(force=True) is None

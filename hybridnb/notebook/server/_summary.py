@@ -17,7 +17,7 @@ from typing import Any
 
 from ...spend import render
 from ...spend.kernel import read_kernel_file
-from ...spend.report import Budget, Scope, SpendReport, budget_in, build_report, utilisation
+from ...spend.report import Budget, Scope, SpendReport, budget_in, build_report, utilisation, warn_fraction_of
 from ...store.ledger import AGGREGATES, ledger_files, query
 
 #: schema version of the JSON the front end reads
@@ -108,7 +108,7 @@ def scope_and_budget(home: Path, kernel: str | None, notebook: str | None,
             else Scope("session", session=info.get("session"), kernel=kernel)
         budget = budget_in(home, info.get("budget_usd"), info.get("budget_per") or "session",
                            session=info.get("session"), notebook=nb,
-                           warn_fraction=float(info.get("budget_warn_fraction") or 0.8))
+                           warn_fraction=warn_fraction_of(info.get("budget_warn_fraction")))
         return scope, budget
     if notebook:
         return Scope("notebook", notebook=notebook, kernel=kernel), Budget(None, source="no kernel budget")
