@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -32,21 +33,23 @@ def pending_name(session: str, segment: int) -> str:
 def list_files(d: Path) -> tuple[list[Path], list[Path]]:
     """(JSONL files to read, readable Parquet segments) in the ledger folder ``d``.
 
-    A ``X.jsonl`` with a ``X.parquet`` next to it was already sealed: it is skipped.
+    A ``X.jsonl`` with a ``X.parquet`` next to it was already sealed: it is skipped. Anything that is
+    not a plain file (a folder named like a segment) is not a segment: skipped, never read.
     """
     if not d.is_dir():
         return [], []
-    sealed = sorted(p for p in d.glob("[!.]*.parquet") if _segment_ok(p))
+    sealed = sorted(p for p in d.glob("[!.]*.parquet") if p.is_file() and _segment_ok(p))
     stems = {p.stem for p in sealed}
     live = []
     for p in sorted(d.glob("[!.]*.jsonl")):
         if p.stem in stems:
             continue
         try:
-            if p.stat().st_size > 0:
-                live.append(p)
+            st = p.stat()
         except OSError:  # sealed away between glob and stat
             continue
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            live.append(p)
     return live, sealed
 
 

@@ -178,14 +178,19 @@ def test_query_retries_a_file_that_appears_and_gives_one_ledger_error_for_one_th
     assert len(calls) == 6  # the default: six tries
 
 
-def test_a_folder_named_like_a_segment_is_one_ledger_error(tmp_path):
+def test_folders_named_like_segments_are_not_segments(tmp_path, monkeypatch):
+    """A folder ``x.parquet`` or ``y.jsonl`` (a user's, a sync tool's) is skipped: the ledger still reads."""
+    monkeypatch.setattr(ledger, "ROTATE_ROWS", 2)
     w = LedgerWriter(tmp_path, session="s")
-    w.append(rec(0))
-    (tmp_path / "ledger" / "x.parquet").mkdir()  # DuckDB cannot open it as a file
-    with pytest.raises(LedgerError) as e:
-        ledger.read(tmp_path)
-    assert isinstance(e.value.__cause__, duckdb.IOException)
-    assert str(e.value).startswith(f"cannot read the ledger under {tmp_path}: IO Error: ")
+    w.extend([rec(0), rec(1)])  # sealed
+    w.append(rec(2))  # live
+    (tmp_path / "ledger" / "x.parquet").mkdir()
+    (tmp_path / "ledger" / "y.jsonl").mkdir()
+    (tmp_path / "ledger" / "y.jsonl" / "z.json").write_text("{}")
+    live, sealed = ledger.ledger_files(tmp_path)
+    assert [p.name for p in live] == ["s.jsonl"] and len(sealed) == 1 and sealed[0].is_file()
+    assert ledger.read(tmp_path)["ts"].sort().to_list() == [rec(i).ts for i in range(3)]
+    assert (tmp_path / "ledger" / "x.parquet").is_dir()  # not ours: left where it is, not quarantined
 
 
 def test_a_segment_changed_after_its_check_is_one_ledger_error(tmp_path, monkeypatch):
