@@ -249,7 +249,7 @@ class Cache:
             con.close()
             self._local.con = None
         self._gen += 1
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = self._aside_stamp()
         for suffix in ("", "-wal", "-shm"):
             src = self.path.with_name(self.path.name + suffix)
             if src.exists():
@@ -258,6 +258,15 @@ class Cache:
               f"a fresh cache starts now", file=sys.stderr)
         self._con()
         return 0
+
+    def _aside_stamp(self) -> str:
+        """The time stamp for moving a damaged cache aside; ``-2``, ``-3``... when one is taken (same second)."""
+        base = stamp = time.strftime("%Y%m%dT%H%M%S")
+        n = 1
+        while any(self.path.with_name(f"{self.path.name}.damaged-{stamp}{s}").exists() for s in ("", "-wal", "-shm")):
+            n += 1
+            stamp = f"{base}-{n}"
+        return stamp
 
     def __bool__(self) -> bool:  # a cache is a cache, even while empty (no COUNT(*) per call)
         return True

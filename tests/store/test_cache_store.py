@@ -115,6 +115,27 @@ def test_a_lease_from_another_machine_is_trusted_until_it_expires(tmp_path):
         {"remote-expired"}, {"remote", "remote-no-pid"})
 
 
+def test_two_damaged_caches_in_one_second_keep_both(tmp_path, monkeypatch, capsys):
+    """A second damaged cache moved aside in the same second does not overwrite the first one kept."""
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20261130T120000")
+    for junk in (b"first damage " * 200, b"second damage " * 200, b"third " * 200):
+        for p in tmp_path.glob("cache.sqlite*"):
+            if ".damaged-" not in p.name:
+                p.unlink()  # the fresh cache the last clear() started
+        (tmp_path / "cache.sqlite").write_bytes(junk)
+        c = Cache(tmp_path)
+        with pytest.raises(CacheError):
+            c.get("k")
+        assert c.clear() == 0
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if ".damaged-" in p.name and p.stat().st_size}
+    assert {k: v[:6] for k, v in kept.items() if not k.endswith(("-wal", "-shm"))} == {
+        "cache.sqlite.damaged-20261130T120000": b"first ",
+        "cache.sqlite.damaged-20261130T120000-2": b"second",
+        "cache.sqlite.damaged-20261130T120000-3": b"third ",
+    }
+    assert "moved to cache.sqlite.damaged-20261130T120000-3;" in capsys.readouterr().err
+
+
 def test_clear_drops_answers_and_leases(tmp_path):
     c = Cache(tmp_path)
     c.put("a", "x", Usage(), 0.0, "m")
