@@ -5,6 +5,11 @@ Order on every chunk: reservation (or a budget stop for that chunk) → write-ah
 ``unsettled`` rows → ``backend.complete`` → answers delivered → ledger → cache →
 listeners.  Nothing after delivery may lose a paid answer: a failed ledger or cache
 write is shouted on stderr and as a RuntimeWarning.
+
+Ledger before cache, deliberately: the ledger is the bill and feeds every budget, so a paid call's
+cost is written first.  A kill -9 in the milliseconds between the two writes loses that answer's
+text (the ledger keeps its cost; the rerun pays once more, and that is in the ledger too); the other
+order would keep the text but leave the call ``unsettled`` at $0, so budgets would undercount it.
 """
 
 from __future__ import annotations
