@@ -30,7 +30,8 @@ def one_to_one(pred: Sequence[str | None], true: Sequence[str | None]) -> dict[s
     """Map each discovered label to one true label (None = unmapped) maximising shared segments.
 
     ``None`` in either input is the noise class, returned as :data:`NOISE`. A pair that shares no
-    segment is no mapping.
+    segment is no mapping. The off-topic label is never a category: it maps to the true noise class
+    or to nothing (to itself when the truth has no noise class: its segments are then misses).
     """
     p = [NOISE if x is None else str(x) for x in pred]
     t = [NOISE if x is None else str(x) for x in true]
@@ -40,10 +41,17 @@ def one_to_one(pred: Sequence[str | None], true: Sequence[str | None]) -> dict[s
     ri, ci = {r: i for i, r in enumerate(rows)}, {c: i for i, c in enumerate(cols)}
     conf = np.zeros((len(rows), len(cols)), dtype=np.int64)
     np.add.at(conf, ([ri[x] for x in p], [ci[x] for x in t]), 1)
+    if NOISE in ri:  # off-topic segments shared with a true category are not a match for it
+        noise_row = np.zeros(len(cols), dtype=np.int64)
+        if NOISE in ci:
+            noise_row[ci[NOISE]] = conf[ri[NOISE], ci[NOISE]]
+        conf[ri[NOISE]] = noise_row
     mapping: dict[str, str | None] = dict.fromkeys(rows)
     for r, c in zip(*linear_sum_assignment(-conf)):
         if conf[r, c] > 0:
             mapping[rows[r]] = cols[c]
+    if NOISE in ri and NOISE not in ci:
+        mapping[NOISE] = NOISE
     return mapping
 
 

@@ -221,6 +221,28 @@ def test_exactly_half_noise_is_not_mostly_noise():
     assert q.figures["primary_share_max_error"] == pytest.approx(3 / 7)
 
 
+def test_off_topic_is_never_matched_to_a_true_category_when_the_truth_has_no_noise():
+    """a: 3 A; the labeller calls 3 B segments off-topic. Off-topic is not a discovered category: B was
+    missed (before, the matching paired off-topic with B and scored every segment right)."""
+    df = frame([("a", "A", 3), (None, "B", 3)])
+    assert Q.one_to_one(df["primary"].to_list(), df["true_primary"].to_list()) == {"a": "A", Q.NOISE: Q.NOISE}
+    q = Q.evaluate_frame(df)
+    assert [r[:7] for r in q.per_category.rows()] == [("A", "a", 3, 3, 1.0, 1.0, 1.0), ("B", None, 3, 0, 0.0, 0.0, 0.0)]
+    f = q.figures
+    assert (f["accuracy"], f["macro_f1"], f["n_discovered"], f["n_unmapped"], f["n_missed"]) == (0.5, 0.5, 1, 0, 1)
+    assert q.unmapped == []
+    assert q.ranking_check.rows() == [("a", "A", "mapped", 1.0, 0.5, 0.5), (None, "B", "missed", 0.0, 0.5, -0.5)]
+
+
+def test_off_topic_maps_to_true_noise_even_when_it_shares_more_with_a_category():
+    """a: 2 A; off-topic: 3 B + 1 noise. Off-topic pairs with noise (1), not B (3): B was missed."""
+    df = frame([("a", "A", 2), (None, "B", 3), (None, None, 1)])
+    pred, true = df["primary"].to_list(), df["true_primary"].to_list()
+    assert Q.one_to_one(pred, true) == {"a": "A", Q.NOISE: Q.NOISE}
+    f = Q.evaluate_frame(df).figures
+    assert (f["accuracy"], f["noise_recovered"], f["n_missed"]) == (0.5, 1.0, 1)
+
+
 def test_a_category_mapped_to_the_noise_class_has_status_noise():
     """a: 2 A; c: 3 noise; off-topic: 1 noise. c takes the noise class (3 > 1); the off-topic label
     is left unmapped. c holds 3/5 of the seen labels against a true share of 0."""
