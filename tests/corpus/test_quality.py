@@ -131,12 +131,8 @@ def _db(tmp_path):
     return _store.open_store(tmp_path / "q.duckdb")
 
 
-def test_evaluate_writes_truth_figures_to_the_db(tmp_path):
-    con = _db(tmp_path)
-    df = swapped().with_row_index("segment_id")
-    con.register("d", df.to_arrow())
-    con.execute("INSERT INTO truth SELECT segment_id, true_primary, true_secondary FROM d")
-    con.execute('INSERT INTO final_labels SELECT segment_id, "primary", secondary, 0.9, NULL FROM d')
+def test_evaluate_writes_truth_figures_to_the_db(labelled_store):
+    con = labelled_store(swapped())
     q = Q.evaluate(con)
     got = dict(con.execute("SELECT name, value FROM results WHERE name LIKE 'quality.%'").fetchall())
     assert q.kind == "truth" and got["quality.spearman_primary"] == pytest.approx(0.8)
@@ -174,13 +170,9 @@ def test_offline_agreement_says_it_is_against_the_stand_in(tmp_path):
     assert "not a model" in q.to_markdown() and "reasoning-route" not in q.to_markdown()
 
 
-def test_without_secondary_truth_secondary_shares_are_not_scored(tmp_path):
+def test_without_secondary_truth_secondary_shares_are_not_scored(labelled_store):
     # secondary labels seen, but the truth has no secondary column: no error figure against zero
-    con = _db(tmp_path)
-    df = frame(["a"] * 6 + ["b"] * 4, ["A"] * 6 + ["B"] * 4, ["b"] * 3 + [None] * 7).with_row_index("segment_id")
-    con.register("d", df.to_arrow())
-    con.execute("INSERT INTO truth SELECT segment_id, true_primary, true_secondary FROM d")
-    con.execute('INSERT INTO final_labels SELECT segment_id, "primary", secondary, 0.9, NULL FROM d')
+    con = labelled_store(frame(["a"] * 6 + ["b"] * 4, ["A"] * 6 + ["B"] * 4, ["b"] * 3 + [None] * 7))
     q = Q.evaluate(con)
     text = q.to_markdown()
     assert "no secondary truth column: secondary shares not scored" in text

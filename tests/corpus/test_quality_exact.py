@@ -513,12 +513,8 @@ def test_evaluate_against_a_single_truth_row(tmp_path):
     assert _kind_detail(con) == {"kind": "truth", "unmapped": [], "basis": Q.TRUTH}
 
 
-def test_evaluate_records_the_unmapped_categories(tmp_path):
-    con = _db(tmp_path)
-    df = worked().with_row_index("segment_id")
-    con.register("d", df.to_arrow())
-    con.execute("INSERT INTO truth SELECT segment_id, true_primary, true_secondary FROM d")
-    con.execute('INSERT INTO final_labels SELECT segment_id, "primary", secondary, 0.9, NULL FROM d')
+def test_evaluate_records_the_unmapped_categories(labelled_store):
+    con = labelled_store(worked())
     q = Q.evaluate(con)
     assert _kind_detail(con) == {"kind": "truth", "unmapped": ["z"], "basis": Q.TRUTH}
     got = dict(con.execute("SELECT name, value FROM results WHERE name LIKE 'quality.%' AND name != "
