@@ -6,10 +6,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 from hybridnb.errors import CacheError
+from hybridnb.store import cache as cache_module
 from hybridnb.store.cache import Cache, cache_key, normalise
 from hybridnb.types import Request, Usage
 
@@ -115,18 +118,28 @@ def test_a_lease_from_another_machine_is_trusted_until_it_expires(tmp_path):
         {"remote-expired"}, {"remote", "remote-no-pid"})
 
 
+def _same_second(monkeypatch):
+    """Every time stamp of the test is taken at 2026-11-30 12:00:00 (the real strftime, a fixed time)."""
+    real, noon = time.strftime, time.struct_time((2026, 11, 30, 12, 0, 0, 0, 334, 0))
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: real(fmt, noon))
+
+
+def _damage_and_clear(home: Path, junk: bytes) -> None:
+    for p in home.glob("cache.sqlite*"):
+        if ".damaged-" not in p.name:
+            p.unlink()  # the fresh cache the last clear() started
+    (home / "cache.sqlite").write_bytes(junk)
+    c = Cache(home)
+    with pytest.raises(CacheError):
+        c.get("k")
+    assert c.clear() == 0
+
+
 def test_two_damaged_caches_in_one_second_keep_both(tmp_path, monkeypatch, capsys):
     """A second damaged cache moved aside in the same second does not overwrite the first one kept."""
-    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20261130T120000")
+    _same_second(monkeypatch)
     for junk in (b"first damage " * 200, b"second damage " * 200, b"third " * 200):
-        for p in tmp_path.glob("cache.sqlite*"):
-            if ".damaged-" not in p.name:
-                p.unlink()  # the fresh cache the last clear() started
-        (tmp_path / "cache.sqlite").write_bytes(junk)
-        c = Cache(tmp_path)
-        with pytest.raises(CacheError):
-            c.get("k")
-        assert c.clear() == 0
+        _damage_and_clear(tmp_path, junk)
     kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if ".damaged-" in p.name and p.stat().st_size}
     assert {k: v[:6] for k, v in kept.items() if not k.endswith(("-wal", "-shm"))} == {
         "cache.sqlite.damaged-20261130T120000": b"first ",
@@ -134,6 +147,16 @@ def test_two_damaged_caches_in_one_second_keep_both(tmp_path, monkeypatch, capsy
         "cache.sqlite.damaged-20261130T120000-3": b"third ",
     }
     assert "moved to cache.sqlite.damaged-20261130T120000-3;" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("left", ["-wal", "-shm"])
+def test_a_stamp_taken_by_a_left_over_wal_or_shm_file_is_not_reused(tmp_path, monkeypatch, left):
+    """A damaged copy's -wal or -shm file alone (its database deleted by hand) still holds the name."""
+    _same_second(monkeypatch)
+    (tmp_path / f"cache.sqlite.damaged-20261130T120000{left}").write_bytes(b"left over")
+    _damage_and_clear(tmp_path, b"junk " * 200)
+    assert (tmp_path / "cache.sqlite.damaged-20261130T120000-2").read_bytes() == b"junk " * 200
+    assert (tmp_path / f"cache.sqlite.damaged-20261130T120000{left}").read_bytes() == b"left over"
 
 
 def test_clear_drops_answers_and_leases(tmp_path):
@@ -278,3 +301,48 @@ def test_a_cache_damaged_while_open_is_replaced_for_every_thread_twice_over(tmp_
             in_worker(lambda: c.put(key, f"fresh {n}", Usage(1, 2), 0.5, "m"))  # the worker reopens too
             assert c.get(key).text == f"fresh {n}" and len(c) == 1 and c.get("a") is None
             assert in_worker(lambda: (c.get(key).text, len(c))) == (f"fresh {n}", 1)
+
+
+@pytest.mark.parametrize("error,waited", [
+    (sqlite3.OperationalError("database is locked"), True),
+    (sqlite3.OperationalError("database table is locked"), True),
+    (sqlite3.OperationalError("database is busy"), True),
+    (sqlite3.OperationalError("duplicate column name: probs"), True),
+    (sqlite3.OperationalError("no such column: input_tokens"), False),
+    (sqlite3.DatabaseError("database is locked"), False),  # not an OperationalError: damage
+    (sqlite3.DatabaseError("file is not a database"), False),
+])
+def test_which_errors_opening_the_cache_are_waited_for(error, waited):
+    assert cache_module._transient(error) is waited
+
+
+def test_a_kernel_adding_the_probs_column_first_is_waited_for_not_damage(tmp_path, monkeypatch):
+    """An old cache (no ``probs`` column) opened by two kernels: the other adds the column between our check
+    and our ALTER (a real second connection, run as our ALTER starts); ours retries and finds it there."""
+    path = tmp_path / "cache.sqlite"
+    old = cache_module._open_with_retry(path)
+    old.execute("ALTER TABLE answers DROP COLUMN probs")
+    old.close()
+    real, opened = sqlite3.connect, []
+
+    def connect(*args, **kwargs):
+        con = real(*args, **kwargs)
+        opened.append(con)
+
+        def other_kernel_first(sql):
+            if sql.startswith("ALTER TABLE answers ADD COLUMN probs") and len(opened) == 1:
+                other = real(path, isolation_level=None)
+                other.execute(sql)
+                other.close()
+
+        con.set_trace_callback(other_kernel_first)
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    con = cache_module._open_with_retry(path, wait_s=5)
+    assert len(opened) == 2  # failed once ("duplicate column"), opened again
+    assert [r[1] for r in con.execute("PRAGMA table_info(answers)")][-1] == "probs"
+    monkeypatch.undo()
+    c = Cache(tmp_path)
+    c.put("k", "kept", Usage(1, 2), 0.5, "m", probs={"a": 1.0})
+    assert (c.get("k").text, c.get("k").probs) == ("kept", {"a": 1.0})
