@@ -4,6 +4,7 @@ the state cache (real ledger files, no server). Written from mutants of notebook
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from hybridnb.notebook.server import _handlers
 from hybridnb.notebook.server._handlers import _fresh, _settings, _signature, compute
+from hybridnb.store import ledger
 from hybridnb.store.ledger import LedgerWriter, Record
 
 
@@ -97,10 +99,18 @@ def test_a_settings_note_is_appended_to_the_states_own_note(ledger_home):
         == "settings unreadable: x"
 
 
-def test_an_unreadable_ledger_gives_an_empty_state_that_says_why(tmp_path):
+def test_an_unreadable_ledger_gives_an_empty_state_that_says_why(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    (home / "ledger").mkdir(parents=True)
-    (home / "ledger" / "x.jsonl").mkdir()  # a folder where a live file should be: cannot be read
+    monkeypatch.setattr(ledger, "ROTATE_ROWS", 2)
+    w = LedgerWriter(home, session="s")
+    w.extend([Record(ts=1.0 + i, route="reason", backend="openai", model="m", status="ok", cost_usd=0.5)
+              for i in range(2)])  # sealed into a Parquet segment
+    w.close()
+    assert ledger.read(home).height == 2  # the segment is checked (and remembered) here
+    (seg,) = ledger.ledger_files(home)[1]
+    st = seg.stat()
+    seg.write_bytes(b"\0" * st.st_size)  # then rewritten in place, size and time kept: DuckDB cannot read it
+    os.utime(seg, ns=(st.st_atime_ns, st.st_mtime_ns))
     s = compute(home, (None, "session", 0.8), "", {"kernel": None, "notebook": None}, {})
     assert re.fullmatch(r"ledger unreadable: \w*(Error|Exception): .+", s["note"], re.S), s["note"]
     assert "NoneType" not in s["note"] and s["all"]["cost_usd"] == 0 and s["home"] == str(home)
