@@ -17,6 +17,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from ...spend.report import warn_fraction_of
 from . import _summary
 
 #: an unchanged ledger is re-read at most this often (the "today" and lane windows drift)
@@ -36,8 +37,7 @@ def _settings(root_dir: str | None):
         from ...config import get_settings
 
         s = get_settings(cwd=Path(root_dir) if root_dir else None)
-        warn = s.get("budget_warn_fraction")
-        warn = 0.8 if warn is None else float(warn)  # 0 is a setting (warn at once), not "unset"
+        warn = warn_fraction_of(s.get("budget_warn_fraction"))  # 0 is a setting (warn at once), not "unset"
         return s.home, (s.budget_usd, s.get("budget_per", "session") or "session", warn), ""
     except Exception as e:  # a broken hybridnb.toml must not break the page
         import os
